@@ -1,34 +1,18 @@
 """Suite-wide test policy.
 
 With ``CI=true`` a test skipped because a service or tool is missing is a *failure*: CI must
-never go green while a face or a backend went untested. Use :func:`require` (or
-``pytest.skip`` with a message starting ``missing:``) for such skips.
+never go green while a face or a backend went untested. Skip through
+:func:`tests.support.require` (or any skip whose reason starts with ``missing:``); the hook
+below turns such skips into failures in CI, whoever raised them.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-MISSING = "missing:"
+from tests.support import IN_CI, MISSING, require, require_tool
 
-
-def require(condition: bool, what: str) -> None:
-    """Skip locally, fail in CI, when a service or tool the test needs is not there."""
-    if not condition:
-        if IN_CI:
-            pytest.fail(f"{MISSING} {what} (CI=true turns this skip into a failure)")
-        pytest.skip(f"{MISSING} {what}")
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    require(path is not None, f"tool {name!r} not on PATH")
-    assert path is not None
-    return path
+__all__ = ["require", "require_tool"]
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -62,6 +62,8 @@ class PostingEngine:
         try:
             conn.execute(d.begin)
             try:
+                if d.serialize_writers:
+                    conn.execute(d.serialize_writers)
                 result = self._post_locked(conn, req)
                 conn.execute("COMMIT")
                 return result
@@ -153,7 +155,7 @@ class PostingEngine:
                 " DR_CR_IND, TXN_AMT, RUN_BAL, CURR_CD, TXN_DESC, TXN_REF, CNTR_ACCT, CHANNEL,"
                 " TXN_STAT) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (acct_no, seq, post_dt, post_tm, post_dt, code, "D" if sign < 0 else "C",
-                 db_money(amount), db_money(ledger_bal), req.currency, pad(desc[:40].upper(), 40),
+                 db_money(amount), db_money(ledger_bal), req.currency, pad(desc.upper()[:40], 40),
                  ref16, other["ACCT_NO"], pad(req.channel[:3], 3), "P"), conn)
             seqs[code] = seq
             new_bal[acct_no.strip()] = avail_bal

@@ -57,13 +57,19 @@ class Dialect:
     name: str
     begin: str
     for_update: str
+    # Run right after ``begin`` by a writer that allocates XFER_ID as MAX + 1: SQLite's
+    # BEGIN IMMEDIATE already serialises writers; PostgreSQL's row locks do not (two postings
+    # on different accounts read the same MAX and collide on the primary key), so lock the log
+    # table in a self-conflicting mode that plain SELECTs (ODBC readers) do not wait for.
+    serialize_writers: str = ""
 
     def sql(self, text: str) -> str:
         return text if self.name == "sqlite" else text.replace("?", "%s")
 
 
 SQLITE = Dialect("sqlite", "BEGIN IMMEDIATE", "")
-POSTGRES = Dialect("postgres", "BEGIN", " FOR UPDATE")
+POSTGRES = Dialect("postgres", "BEGIN", " FOR UPDATE",
+                   "LOCK TABLE XFERLOG IN SHARE ROW EXCLUSIVE MODE")
 
 
 class Ledger:
@@ -84,6 +90,13 @@ class Ledger:
     # -- connections ---------------------------------------------------------------
     def connect(self) -> Any:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(conn, "closed", False):
+            # a psycopg connection the server dropped (restart, terminated backend) stays
+            # closed for good: replace it, or this thread would answer 0012 forever
+            with self._lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            conn = None
         if conn is None:
             conn = self._open()
             self._local.conn = conn
