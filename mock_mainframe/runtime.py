@@ -9,6 +9,7 @@ of ours: it is the ledger itself behind unixODBC, reached with :attr:`odbc_conne
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,11 +62,10 @@ class MockMainframe:
                 cfg.ledger_path.with_name(cfg.ledger_path.name + suffix).unlink(missing_ok=True)
             seed_sqlite(cfg.ledger_path, seed=cfg.seed, customers=cfg.customers,
                         business_date=cfg.business_date)
+            # files of the previous ledger mean nothing to the new one
             for stale in (cfg.outbox, cfg.inbox):
                 if stale.exists():
-                    for f in stale.glob("*"):
-                        if f.is_file():
-                            f.unlink()
+                    shutil.rmtree(stale)
         if cfg.odbc == "postgres":
             if not cfg.pg_dsn:
                 raise ValueError("--odbc postgres needs --pg-dsn")

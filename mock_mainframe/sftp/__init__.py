@@ -1,0 +1,1 @@
+"""The SFTP face of the mock core: a paramiko SSH server over the batch outbox and inbox."""
