@@ -6,8 +6,10 @@ Import as ``from tests.support import require, require_tool`` (pytest puts the r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import uuid
 
 import pytest
 
@@ -28,3 +30,37 @@ def require_tool(name: str) -> str:
     require(path is not None, f"tool {name!r} not on PATH")
     assert path is not None
     return path
+
+
+PG_ADMIN_DSN = os.environ.get("COREBRIDGE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def pg_admin_dsn() -> str:
+    """The PostgreSQL maintenance DSN for tests; a missing server fails under CI=true."""
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3):
+            ok = True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        ok = False
+    require(ok, f"PostgreSQL at {PG_ADMIN_DSN} (set COREBRIDGE_TEST_PG_DSN)")
+    return PG_ADMIN_DSN
+
+
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str = "cb_test"):
+    """Yield the DSN of a new, uniquely named database; drop it afterwards."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    admin_dsn = pg_admin_dsn()
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(admin_dsn, dbname=name)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
