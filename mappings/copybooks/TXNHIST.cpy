@@ -1,0 +1,96 @@
+000100*================================================================*
+000200* TXNHIST  END-OF-DAY TRANSACTION HISTORY FILE                   *
+000300*================================================================*
+000400* DATASET   TXNHIST.D<YYMMDD>: ONE FILE PER BUSINESS DAY IN THE
+000500*           SFTP OUTBOX (/OUTBOX). WRITTEN UNDER A TEMPORARY NAME
+000600*           (.TXNHIST.D<YYMMDD>.TMP) AND THEN RENAMED, SO A LISTED
+000700*           FILE IS ALWAYS COMPLETE.
+000800* CODE PAGE EBCDIC CP037. TRANSFER IN BINARY; NO LINE ENDS.
+000900* RECFM=FB  LRECL=200  (EVERY RECORD IS EXACTLY 200 BYTES).
+001000* RECORDS   1 HEADER (H), 0..N DETAILS (D) IN ACCOUNT AND
+001100*           SEQUENCE ORDER, 1 TRAILER (T). TYPE IS BYTE 1.
+001200* DATES     PIC 9(7) CYYMMDD (C=0 FOR 19XX, C=1 FOR 20XX).
+001300*           TIMES PIC 9(6) HHMMSS.
+001400* PACKED    COMP-3 SIGN NIBBLE C (+), D (-), F (UNSIGNED PIC 9).
+001500* ZONED     SIGNED DISPLAY FIELDS CARRY THE SIGN AS AN OVERPUNCH
+001600*           IN THE ZONE OF THE LAST BYTE (C +, D -): -12.34 IN
+001700*           S9(7)V99 IS F0 F0 F0 F0 F0 F1 F2 F3 D4.
+001800* SEQUENCE  TXH-SEQ-NO = DAYS FROM 2000-01-01 TO THE FILE DATE.
+001900* CREATED   TXH-CREATE-DATE/TIME = FILE DATE, 220000 (THE EOD
+002000*           WINDOW): THE SAME LEDGER ALWAYS GIVES THE SAME BYTES.
+002100* CONTROLS  TXT-REC-COUNT    = NUMBER OF D RECORDS.
+002200*           TXT-DEBIT-TOTAL  = SUM OF TXD-TXN-AMT OF DEBITS (<=0).
+002300*           TXT-CREDIT-TOTAL = SUM OF TXD-TXN-AMT OF CREDITS.
+002400*           TXT-CTL-TOTAL    = SUM OF EVERY TXD-TXN-AMT (SIGNED)
+002500*                            = DEBIT-TOTAL + CREDIT-TOTAL.
+002600*           TOTALS ARE HASH TOTALS ACROSS ALL CURRENCIES.
+002700*================================================================*
+002800*
+002900*---------------------------------------------------------------*
+003000* HEADER RECORD (H)                                 200 BYTES
+003100*---------------------------------------------------------------*
+003200 01  TXNHIST-HEADER.
+003300     05  TXH-REC-TYPE            PIC X(01).
+003400         88  TXH-IS-HEADER                 VALUE 'H'.
+003500     05  TXH-FILE-ID             PIC X(08).
+003600*        'TXNHIST '
+003700     05  TXH-FILE-DATE           PIC 9(07).
+003800     05  TXH-SEQ-NO              PIC 9(06).
+003900     05  TXH-CREATE-DATE         PIC 9(07).
+004000     05  TXH-CREATE-TIME         PIC 9(06).
+004100     05  TXH-SOURCE-SYS          PIC X(08).
+004200*        'COREBNK1'
+004300     05  FILLER                  PIC X(157).
+004400*
+004500*---------------------------------------------------------------*
+004600* DETAIL RECORD (D): ONE TXNHIST ROW                200 BYTES
+004700*---------------------------------------------------------------*
+004800 01  TXNHIST-DETAIL.
+004900     05  TXD-REC-TYPE            PIC X(01).
+005000         88  TXD-IS-DETAIL                 VALUE 'D'.
+005100     05  TXD-ACCT-NO             PIC X(12).
+005200     05  TXD-TXN-SEQ             PIC 9(09)       COMP-3.
+005300     05  TXD-POST-DATE           PIC 9(07).
+005400     05  TXD-POST-TIME           PIC 9(06).
+005500     05  TXD-VALUE-DATE          PIC 9(07)       COMP-3.
+005600     05  TXD-TXN-CODE            PIC X(03).
+005700*        SAL DEP POS ATM TFO TFI FEE INT DDR
+005800     05  TXD-DR-CR-IND           PIC X(01).
+005900         88  TXD-DEBIT                     VALUE 'D'.
+006000         88  TXD-CREDIT                    VALUE 'C'.
+006100*        TXD-TXN-AMT IS SIGNED: NEGATIVE FOR A DEBIT.
+006200     05  TXD-TXN-AMT             PIC S9(13)V99   COMP-3.
+006300     05  TXD-RUN-BAL             PIC S9(13)V99   COMP-3.
+006400     05  TXD-CURR-CODE           PIC X(03).
+006500     05  TXD-DESC                PIC X(40).
+006600     05  TXD-REF                 PIC X(16).
+006700     05  TXD-CHANNEL             PIC X(03).
+006800*        BRN ATM MOB WEB BAT SYS POS
+006900     05  TXD-STATUS              PIC X(01).
+007000         88  TXD-POSTED                    VALUE 'P'.
+007100         88  TXD-REVERSED                  VALUE 'R'.
+007200*        COUNTERPARTY: BLANK WHEN THERE IS NONE. CNTR-BANK IS
+007300*        'CBRGUS33' (THIS BANK) WHEN CNTR-ACCT IS ONE OF OURS.
+007400     05  TXD-CNTR-INFO.
+007500         10  TXD-CNTR-ACCT       PIC X(12).
+007600         10  TXD-CNTR-BANK       PIC X(08).
+007700*        CARD TRANSACTIONS (TXD-TXN-CODE = 'POS') USE THIS VIEW.
+007800     05  TXD-CARD-INFO REDEFINES TXD-CNTR-INFO.
+007900         10  TXD-CARD-MASKED     PIC X(16).
+008000         10  TXD-CARD-MCC        PIC 9(04).
+008100*        FEE CHARGED BY THE TRANSACTION, SIGNED (OVERPUNCH):
+008200*        THE SIGNED TXN-AMT FOR TXD-TXN-CODE 'FEE', ELSE ZERO.
+008300     05  TXD-FEE-AMT             PIC S9(07)V99.
+008400     05  FILLER                  PIC X(53).
+008500*
+008600*---------------------------------------------------------------*
+008700* TRAILER RECORD (T)                                200 BYTES
+008800*---------------------------------------------------------------*
+008900 01  TXNHIST-TRAILER.
+009000     05  TXT-REC-TYPE            PIC X(01).
+009100         88  TXT-IS-TRAILER                VALUE 'T'.
+009200     05  TXT-REC-COUNT           PIC 9(09).
+009300     05  TXT-CTL-TOTAL           PIC S9(15)V99   COMP-3.
+009400     05  TXT-DEBIT-TOTAL         PIC S9(15)V99   COMP-3.
+009500     05  TXT-CREDIT-TOTAL        PIC S9(15)V99   COMP-3.
+009600     05  FILLER                  PIC X(163).
