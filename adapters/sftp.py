@@ -55,6 +55,7 @@ import socket
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +63,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import paramiko
 
-from adapters.errors import BackendFault, BackendUnavailable, CoreError, RecordNotFound
+from adapters.errors import BackendFault, BackendTimeout, BackendUnavailable, CoreError, RecordNotFound
 from adapters.ports import FetchedFile, RemoteFile
 from adapters.sftp_errors import (
     AuthenticationFailed,
@@ -442,6 +443,7 @@ class SftpBatchDropbox:
             return value if limit is None else min(value, limit)
         sock: socket.socket | None = None
         client: paramiko.SSHClient | None = None
+        started = time.monotonic()
         try:
             with translate(operation):
                 sock = socket.create_connection((s.host, s.port), timeout=capped(s.connect_timeout))
@@ -470,6 +472,12 @@ class SftpBatchDropbox:
                 sock.close()
             if isinstance(exc, HostKeyMismatch | AuthenticationFailed):
                 log.error("sftp: %s", exc)
+            waited = time.monotonic() - started
+            if isinstance(exc, BackendUnavailable) and waited >= 0.9 * capped(s.banner_timeout):
+                # paramiko reports a banner that never came as "No existing session" or "Error reading
+                # SSH protocol banner", depending on where its reader thread noticed: both are our timeout
+                raise BackendTimeout(f"no SSH banner within {capped(s.banner_timeout):.2f} s", backend=BACKEND,
+                                     operation=operation) from exc
             if isinstance(exc, Exception) and not isinstance(exc, CoreError | LocalIOError):
                 # paramiko raises a bare Exception in a few corners of connect (e.g. a known_hosts
                 # key type it cannot negotiate): still nothing of paramiko's may leave this module
