@@ -69,12 +69,15 @@ class FetchedFile:
 
 @runtime_checkable
 class BatchDropbox(Protocol):
-    def list(self, folder: str, pattern: str = "*") -> list[RemoteFile]: ...
+    def list(self, folder: str, pattern: str = "*", *, timeout: float | None = None) -> list[RemoteFile]: ...
 
-    def fetch(self, folder: str, name: str, dest_dir: Path) -> FetchedFile:
+    def fetch(self, folder: str, name: str, dest_dir: Path | None = None, *,
+              timeout: float | None = None) -> FetchedFile:
         """Download to a temp file, then rename into ``dest_dir``; returns its SHA-256."""
         ...
 
-    def upload(self, local: Path, folder: str, name: str) -> None:
+    def upload(self, local: Path, folder: str, name: str, *, timeout: float | None = None) -> None:
         """Upload under a temp name, then rename, so the core never sees a partial file."""
         ...
+
+    def close(self) -> None: ...
