@@ -32,11 +32,12 @@ $(STAMP): pyproject.toml $(SYSSTAMP)
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-## run: the mock mainframe (SOAP, SFTP, ODBC faces) on loopback
+## run: the mock mainframe (SOAP, SFTP, ODBC faces) and the REST facade on loopback
 run: bootstrap
-	$(BIN)/python -m mock_mainframe $(ARGS)
+	$(BIN)/python -m api.demo $(ARGS)
 
-mock: run
+mock: bootstrap
+	$(BIN)/python -m mock_mainframe $(ARGS)
 
 lint: bootstrap
 	$(BIN)/ruff check .

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,16 +38,31 @@ __all__ = [
 T = TypeVar("T")
 
 
+#: ``observer(backend, operation, seconds, error_or_None)``: told about every finished call (metrics)
+Observer = Callable[[str, str, float, "BaseException | None"], None]
+
+
 class _Resilient:
-    def __init__(self, inner: Any, pipeline: Pipeline) -> None:
+    def __init__(self, inner: Any, pipeline: Pipeline, *, observer: Observer | None = None) -> None:
         self.inner = inner
         self.pipeline = pipeline
         self.backend = pipeline.backend
+        self.observer = observer
 
     def _call(self, pipeline: Pipeline, operation: str, fn: Callable[..., T], timeout: float | None, *,
               idempotent: bool) -> T:
         deadline = None if timeout is None else Deadline.after(timeout, pipeline.clock)
-        return pipeline.call(fn, idempotent=idempotent, operation=operation, deadline=deadline)
+        if self.observer is None:
+            return pipeline.call(fn, idempotent=idempotent, operation=operation, deadline=deadline)
+        start = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            return pipeline.call(fn, idempotent=idempotent, operation=operation, deadline=deadline)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self.observer(self.backend, operation, time.perf_counter() - start, error)
 
     def snapshot(self) -> dict[str, Any]:
         return self.pipeline.snapshot()
@@ -94,8 +110,9 @@ class ResilientTransferInquiry(_Resilient):
 
     inner: TransferInquiry
 
-    def __init__(self, inner: Any, pipeline: Pipeline, *, inquire_pipeline: Pipeline | None = None) -> None:
-        super().__init__(inner, pipeline)
+    def __init__(self, inner: Any, pipeline: Pipeline, *, inquire_pipeline: Pipeline | None = None,
+                 observer: Observer | None = None) -> None:
+        super().__init__(inner, pipeline, observer=observer)
         self.inquire_pipeline = inquire_pipeline or pipeline
 
     def inquire(self, reference: str, *, timeout: float | None = None) -> list[Transfer]:

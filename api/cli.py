@@ -1,7 +1,8 @@
 """The ``corebridge`` command line for integration engineers (typer + rich).
 
 A thin root: each command group lives in its own module and is registered here
-(``copybook`` in :mod:`api.cli_copybook`, ``mappings`` in :mod:`api.cli_mappings`).
+(``copybook`` in :mod:`api.cli_copybook`, ``mappings`` in :mod:`api.cli_mappings`, ``config``
+and ``token`` in :mod:`api.cli_facade`, ``serve`` and ``demo`` in :mod:`api.cli_serve`).
 Run as ``corebridge ...`` (the console script) or ``python -m api.cli ...``.
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 import typer
 
 from api.cli_copybook import app as copybook_app
+from api.cli_facade import register as register_facade
 from api.cli_mappings import app as mappings_app
+from api.cli_serve import register as register_serve
 
 app = typer.Typer(
     name="corebridge",
@@ -21,6 +24,8 @@ app = typer.Typer(
 )
 app.add_typer(copybook_app, name="copybook")
 app.add_typer(mappings_app, name="mappings")
+register_facade(app)  # config show, token
+register_serve(app)  # serve, demo
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -81,6 +83,25 @@ def banner(mock) -> str:
     ])
 
 
+def write_endpoints(mock, known_hosts: Path) -> Path:
+    """``<data-dir>/endpoints.json``: the banner in machine-readable form, written once all faces are up
+    (temp file, then rename), so a launcher can wait for it instead of parsing text."""
+    cfg, ep = mock.config, mock.endpoints
+    data = {
+        "soap_url": ep.soap_url, "wsdl_url": ep.wsdl_url, "soap_user": cfg.soap_user,
+        "soap_password": cfg.soap_password, "sftp_host": ep.sftp_host, "sftp_port": ep.sftp_port,
+        "sftp_user": cfg.sftp_user, "sftp_password": cfg.sftp_password,
+        "sftp_key": str(cfg.client_key_path.resolve()), "sftp_fingerprint": ep.sftp_fingerprint,
+        "known_hosts": str(known_hosts.resolve()), "odbc": ep.odbc_connection_string, "admin_url": ep.admin_url,
+        "business_date": mock.ledger.business_date().isoformat(), "pid": os.getpid(),
+    }
+    path = cfg.data_dir / "endpoints.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     from .runtime import MockMainframe
@@ -93,11 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         mock.start()
         known_hosts = config.keys_dir / "known_hosts"
         known_hosts.write_text(mock.endpoints.sftp_known_hosts_line + "\n")
+        write_endpoints(mock, known_hosts)
         print(banner(mock), flush=True)
         while not stop.wait(0.5):
             pass
     finally:
         print("stopping mock mainframe ...", file=sys.stderr, flush=True)
+        (config.data_dir / "endpoints.json").unlink(missing_ok=True)
         mock.stop()
     return 0
 

@@ -1,0 +1,95 @@
+"""The composition root: the only place that builds zeep clients, ODBC pools and SSH sessions.
+
+``build_gateways(settings, metrics)`` turns one :class:`~api.settings.Settings` into the ports the
+facade needs, each behind its resilience pipeline and routed per settings::
+
+    SoapCore ---- ResilientAccountSource(soap/read) --\\
+    OdbcCore ---- ResilientAccountSource(odbc/read) ---+-- RoutedAccountSource (balance falls back
+                                                           to the ODBC replica, marked stale)
+    SoapCore ---- ResilientTransferGateway(soap/write, inquiries on soap/read)
+
+``create_app_from_settings()`` is the factory ``uvicorn`` and ``corebridge serve`` use. Nothing is
+built at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from adapters.errors import ContractViolation
+from adapters.odbc import OdbcCore
+from adapters.resilience import ResilienceRegistry
+from adapters.resilient import ResilientAccountSource, ResilientCustomerSource, ResilientTransferGateway
+from adapters.routing import RoutedAccountSource, RoutedCustomerSource
+from adapters.soap import SoapCore
+from api.app import create_app
+from api.gateways import Gateways
+from api.observability import Metrics, configure_logging, outcome_of, request_id_var
+from api.settings import Settings, load_settings
+from mappings.engine import MAPPINGS_DIR, MappingRegistry
+
+log = logging.getLogger(__name__)
+
+
+def _observer(metrics: Metrics) -> Callable[[str, str, float, BaseException | None], None]:
+    def observe(backend: str, operation: str, seconds: float, error: BaseException | None) -> None:
+        metrics.observe_core_call(backend, operation, seconds, outcome_of(error))
+        if isinstance(error, ContractViolation):
+            metrics.count_mapping_error(backend, operation)
+
+    return observe
+
+
+def build_gateways(settings: Settings, metrics: Metrics, *,
+                   mappings: MappingRegistry | None = None) -> Gateways:
+    registry = mappings or MappingRegistry.load(settings.mappings_dir or MAPPINGS_DIR)
+    resilience = ResilienceRegistry()
+    observe = _observer(metrics)
+    closers: list[Callable[[], Any]] = []
+
+    soap = SoapCore(settings.backends.soap.to_adapter_settings(), registry, request_id=request_id_var.get)
+    closers.append(soap.close)
+    soap_read = resilience.pipeline("soap", "read", settings.resilience.soap.to_config())
+    soap_write = resilience.pipeline("soap", "write", settings.resilience.soap.to_config())
+    account_sources: dict[str, Any] = {"soap": ResilientAccountSource(soap, soap_read, observer=observe)}
+    customer_sources: dict[str, Any] = {"soap": ResilientCustomerSource(soap, soap_read, observer=observe)}
+
+    if settings.backends.odbc.connection_string is not None:
+        odbc = OdbcCore(settings.backends.odbc.to_adapter_settings(), registry)
+        closers.append(odbc.close)
+        odbc_read = resilience.pipeline("odbc", "read", settings.resilience.odbc.to_config())
+        account_sources["odbc"] = ResilientAccountSource(odbc, odbc_read, observer=observe)
+        customer_sources["odbc"] = ResilientCustomerSource(odbc, odbc_read, observer=observe)
+
+    routing = settings.routing.to_adapter_settings()
+    fallbacks = {op: backend for op, backend in settings.routing.fallbacks.items() if backend in account_sources}
+    accounts = RoutedAccountSource(account_sources, routing.routes, fallbacks)
+    customers = RoutedCustomerSource(customer_sources, routing.routes)
+    transfers = ResilientTransferGateway(soap, soap_write, inquire_pipeline=soap_read, observer=observe)
+
+    def close() -> None:
+        for fn in closers:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - keep closing the others at shutdown
+                log.exception("closing a backend client failed")
+
+    return Gateways(customers=customers, accounts=accounts, transfers=transfers, health=resilience.snapshot,
+                    close=close, mappings_loaded=lambda: len(registry) > 0)
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    metrics = Metrics()
+    return create_app(settings, build_gateways(settings, metrics), metrics=metrics)
+
+
+def create_app_from_settings() -> FastAPI:
+    """uvicorn factory (``--factory api.bootstrap:create_app_from_settings``): settings from the environment."""
+    settings = load_settings()
+    configure_logging(settings.logging.level, settings.logging.format)
+    return build_app(settings)
