@@ -284,18 +284,26 @@ def test_several_clients_download_at_once(face, config):
     assert len(results) == 6 and all(v == big for v in results.values())
 
 
-def test_stop_is_clean(face, config):
+@pytest.fixture
+def before_face_threads() -> set:
+    return set(threading.enumerate())
+
+
+def test_stop_is_clean(before_face_threads, face, config):
     client = connect(face)
     client.open_sftp().listdir("/")
     port = face.port
+    # only this face's threads: other tests of the session may run mock mainframes of their own
+    mine = [t for t in threading.enumerate() if t.name.startswith(("sftp-", "payment-inbox"))
+            and t not in before_face_threads]
+    assert mine, "the face started no threads?"
     face.stop()
     assert face.session_count == 0
     assert wait_for(lambda: not client.get_transport().is_active(), 5)
     client.close()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((config.host, port), timeout=2).close()
-    assert wait_for(lambda: not [t for t in threading.enumerate()
-                                 if t.name.startswith(("sftp-", "payment-inbox"))], 5)
+    assert wait_for(lambda: not [t for t in mine if t.is_alive()], 5)
 
 
 def test_data_dir_layout(face, config):
