@@ -45,9 +45,11 @@ from api.problems import (
     problem_response,
     problem_types_markdown,
 )
+from api.reconciler import Reconciler
 from api.routes import build_routers
 from api.services import build_services
 from api.settings import Settings
+from api.store import Store, StoreSettings, build_store
 
 __all__ = ["API_DESCRIPTION", "RequestMiddleware", "create_app"]
 
@@ -225,13 +227,18 @@ def _install_openapi(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings, gateways: Gateways, *, metrics: Metrics | None = None,
-               verifier: TokenVerifier | None = None) -> FastAPI:
+               verifier: TokenVerifier | None = None, store: Store | None = None,
+               store_settings: StoreSettings | None = None, reconciler: bool = True) -> FastAPI:
     """The facade over ``gateways``, configured by ``settings``.
 
     ``metrics``: pass the :class:`Metrics` whose ``observe_core_call`` / ``count_mapping_error`` the
     adapters' wrappers were given (the composition root creates it first); a fresh one otherwise.
     ``verifier``: a prepared :class:`TokenVerifier` (tests, or a shared JWKS client).
     The app calls ``gateways.close()`` on shutdown.
+    ``store``: the idempotency store (:mod:`api.store`; shared by instances for PostgreSQL), owned by the
+    caller; without one, a ``store`` section in ``settings`` (when present) builds one the app owns and
+    closes; with neither, ``Idempotency-Key`` is ignored. With a store the lifespan runs the background
+    :class:`~api.reconciler.Reconciler` (``reconciler=False``: tests drive it themselves).
     """
     if not isinstance(settings, Settings) or not isinstance(gateways, Gateways):
         raise TypeError("create_app(settings: Settings, gateways: Gateways)")
@@ -240,7 +247,17 @@ def create_app(settings: Settings, gateways: Gateways, *, metrics: Metrics | Non
     verifier = verifier or TokenVerifier(settings.auth)
     auth = Authenticator(verifier, settings.rate_limit, metrics)
     cursors = CursorCodec(settings.cursor_secret.get_secret_value())
-    services = build_services(gateways, cursors, timeout=settings.limits.core_timeout)
+    owned_store = False
+    if store is None:
+        configured = getattr(settings, "store", None)  # once Settings has a ``store: StoreSettings`` section
+        if isinstance(configured, StoreSettings):
+            store_settings = store_settings or configured
+            store = build_store(configured)
+            owned_store = store is not None
+    services = build_services(gateways, cursors, timeout=settings.limits.core_timeout, store=store,
+                              store_settings=store_settings)
+    background = (Reconciler(services.exactly_once)
+                  if services.exactly_once is not None and reconciler else None)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -251,9 +268,15 @@ def create_app(settings: Settings, gateways: Gateways, *, metrics: Metrics | Non
                 await anyio.to_thread.run_sync(verifier.prefetch)
             except Exception:  # noqa: BLE001 - keys are fetched again on first use
                 log.warning("could not prefetch the JWKS; will retry on first use", exc_info=True)
+        if background is not None:
+            background.start()
         try:
             yield
         finally:
+            if background is not None:
+                await anyio.to_thread.run_sync(background.stop)
+            if owned_store and store is not None:
+                store.close()
             try:
                 await anyio.to_thread.run_sync(gateways.close)
             except Exception:  # noqa: BLE001 - shutdown goes on
@@ -285,6 +308,8 @@ def create_app(settings: Settings, gateways: Gateways, *, metrics: Metrics | Non
     app.state.gateways = gateways
     app.state.metrics = metrics
     app.state.services = services
+    app.state.store = store
+    app.state.reconciler = background
     app.state.verifier = verifier
     app.state.authenticator = auth
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import typer
 
+from api.cli_batch import batch_app
 from api.cli_copybook import app as copybook_app
 from api.cli_facade import register as register_facade
 from api.cli_mappings import app as mappings_app
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(copybook_app, name="copybook")
 app.add_typer(mappings_app, name="mappings")
+app.add_typer(batch_app, name="batch")
 register_facade(app)  # config show, token
 register_serve(app)  # serve, demo
 

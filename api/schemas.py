@@ -61,7 +61,8 @@ class TransferRequest(BaseModel):
     amount: Annotated[str, Field(strict=True, pattern=r"^\d{1,13}(\.\d{1,4})?$", examples=["125.40"],
                                  description="a positive decimal amount as a string, within the currency's "
                                              "minor units (no floats, no exponent)")]
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code", examples=["EUR"])]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code", examples=["EUR"],
+                                   json_schema_extra={"enum": sorted(MINOR_UNITS)})]
     memo: Annotated[str | None, Field(max_length=40, pattern=r"^[\x20-\x7e]*$",
                                       description="free text for the statement (printable ASCII)")] = None
 

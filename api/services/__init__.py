@@ -9,16 +9,21 @@ the canonical ones; :mod:`api.problems` maps both to HTTP.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from api.cursors import CursorCodec
 from api.gateways import Gateways
 from api.services.access import Access
 from api.services.accounts import AccountService
 from api.services.customers import CustomerService
+from api.services.exactly_once import ExactlyOnceService
 from api.services.transfers import TransferService, new_reference
 
-__all__ = ["Access", "AccountService", "CustomerService", "Services", "TransferService", "build_services",
-           "new_reference"]
+if TYPE_CHECKING:
+    from api.store import Store, StoreSettings
+
+__all__ = ["Access", "AccountService", "CustomerService", "ExactlyOnceService", "Services", "TransferService",
+           "build_services", "new_reference"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +31,21 @@ class Services:
     customers: CustomerService
     accounts: AccountService
     transfers: TransferService
+    #: ``Idempotency-Key`` transfers over the store; None without a store (one posting path)
+    exactly_once: ExactlyOnceService | None = None
 
 
-def build_services(gateways: Gateways, cursors: CursorCodec, *, timeout: float | None = None) -> Services:
+def build_services(gateways: Gateways, cursors: CursorCodec, *, timeout: float | None = None,
+                   store: Store | None = None, store_settings: StoreSettings | None = None) -> Services:
     access = Access(gateways.accounts, timeout=timeout)
+    transfers = TransferService(gateways.transfers, access, timeout=timeout)
+    exactly_once = None
+    if store is not None:
+        exactly_once = ExactlyOnceService(transfers, gateways.transfers, access, store, store_settings,
+                                          timeout=timeout)
     return Services(
         customers=CustomerService(gateways.customers, gateways.accounts, access, timeout=timeout),
         accounts=AccountService(gateways.accounts, access, cursors, timeout=timeout),
-        transfers=TransferService(gateways.transfers, access, timeout=timeout),
+        transfers=transfers,
+        exactly_once=exactly_once,
     )

@@ -25,5 +25,6 @@ class CustomerService:
     def accounts(self, caller: Caller, customer_id: str) -> list[Account]:
         self._access.customer(caller, customer_id)
         accounts = self._accounts.accounts_of(customer_id, timeout=self._timeout)
+        self._access.remember(accounts)
         # defence in depth: never list an account the core attributes to someone else
         return [a for a in accounts if a.customer_id == customer_id]

@@ -1,8 +1,9 @@
 """Transfer use cases: post one transfer, look one up by reference.
 
-One posting path only (exactly-once with ``Idempotency-Key`` is a later issue): each POST gets a
-fresh reference and is posted once. When the core's answer is lost (``outcome_unknown``), the
-problem carries the reference so the client can look the posting up instead of sending it again.
+Without a store, one posting path: each POST gets a fresh reference and is posted once. When the
+core's answer is lost (``outcome_unknown``), the problem carries the reference so the client can
+look the posting up instead of sending it again. With a store, ``POST /v1/transfers`` goes through
+:mod:`api.services.exactly_once` (``Idempotency-Key``, the intent log, inquiry on unknown outcomes).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class TransferService:
         self._timeout = timeout
 
     def post(self, caller: Caller, request: TransferRequest) -> Transfer:
-        self._access.account(caller, request.from_account)  # a foreign debit account is a 404
+        self._access.owned(caller, request.from_account)  # a foreign debit account is a 404
         transfer = Transfer(reference=new_reference(), from_account=request.from_account,
                             to_account=request.to_account, amount=request.money, memo=request.memo)
         try:
@@ -59,7 +60,7 @@ class TransferService:
         for attempt in attempts:  # references are the callers' own: another customer may reuse one
             if attempt.from_account not in owned:
                 try:
-                    self._access.account(caller, attempt.from_account)
+                    self._access.owned(caller, attempt.from_account)
                     owned[attempt.from_account] = True
                 except NotFound:
                     owned[attempt.from_account] = False

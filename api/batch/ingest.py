@@ -1,0 +1,297 @@
+"""Ingest end-of-day TXNHIST files into the batch store: one file, one transaction, all or nothing.
+
+A file is known by name + SHA-256: ingesting it again is a no-op that says so. Within one database
+transaction the file is claimed (see :mod:`api.batch.store`), every detail goes through the
+``batch.txnhist.detail`` mapping and is inserted in batches; only when the trailer agrees (record
+count, signed control total, debit and credit totals) is the transaction committed. A trailer that
+disagrees, a truncated file, a missing header or trailer: the transaction is rolled back, the file
+moves to the quarantine folder with a JSON report, and the store remembers it as quarantined.
+
+Record-level problems (a bad packed decimal, a value the mapping refuses) follow the policy:
+``reject-file`` (default: the file is quarantined) or ``load-good`` (the good records load, the bad
+ones go to ``<name>.rejects.json`` with record number, offset, field and reason). Either way they
+are counted in the report, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from mappings.copybook import MultiLayoutCodec, Record, RecordCodec, Reject, by_record_type, load_copybook, read_records
+from mappings.engine import MappingRegistry
+
+from .store import BatchStore
+
+__all__ = ["POLICIES", "FileReport", "TxnhistIngestor"]
+
+POLICIES = ("reject-file", "load-good")
+DETAIL_MAPPING = "batch.txnhist.detail"
+HEADER, DETAIL, TRAILER = "TXNHIST-HEADER", "TXNHIST-DETAIL", "TXNHIST-TRAILER"
+SEQUENCE_EPOCH = dt.date(2000, 1, 1)
+BATCH_ROWS = 1000
+ZERO = Decimal("0.00")
+
+
+class _FileRejected(Exception):
+    """The file fails as a whole: roll back, quarantine."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclasses.dataclass
+class FileReport:
+    """What happened to one file; ``as_json`` is the quarantine report."""
+
+    file_name: str
+    sha256: str
+    status: str = "pending"  # loaded | quarantined | already-ingested | claimed-elsewhere
+    reason: str | None = None
+    file_date: str | None = None
+    seq_no: int | None = None
+    sequence_note: str | None = None  # a gap, repeat or step back vs the last ingested file
+    records: int = 0  # details read (good + bad)
+    loaded: int = 0  # new rows in the store
+    duplicates: int = 0  # details whose transaction id the store already held
+    rejects: int = 0  # bad details
+    reject_details: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    control_total: str | None = None  # sum of the good details' signed amounts
+    debit_total: str | None = None
+    credit_total: str | None = None
+    trailer: dict[str, Any] | None = None
+    seconds: float = 0.0
+    quarantine_path: str | None = None
+    rejects_path: str | None = None
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+    def as_json(self) -> str:
+        data = dataclasses.asdict(self)
+        data["records_per_second"] = round(self.records_per_second, 1)
+        return json.dumps(data, indent=2, default=str)
+
+
+def _cyymmdd(value: int) -> str | None:
+    if not value:
+        return None
+    century, rest = divmod(int(value), 1000000)
+    yy, mmdd = divmod(rest, 10000)
+    mm, dd = divmod(mmdd, 100)
+    return dt.date(1900 + 100 * century + yy, mm, dd).isoformat()
+
+
+def _type_byte(reject: Reject) -> str:
+    record = reject.record or b""
+    return record[:1].decode("cp037") if record else ""
+
+
+class TxnhistIngestor:
+    """Reads TXNHIST files with the copybook codec + the detail mapping and loads them into a store.
+
+    ``on_batch(records_so_far, bytes_so_far)`` is called after every inserted batch (progress bars,
+    and tests that inject a crash mid-file).
+    """
+
+    def __init__(self, store: BatchStore, registry: MappingRegistry, *, policy: str = "reject-file",
+                 quarantine_dir: Path, rejects_dir: Path | None = None, owner: str | None = None,
+                 on_batch: Callable[[int, int], None] | None = None) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+        self.store = store
+        self.policy = policy
+        self.quarantine_dir = Path(quarantine_dir)
+        self.rejects_dir = Path(rejects_dir) if rejects_dir is not None else self.quarantine_dir.parent / "rejects"
+        self.owner = owner or f"{os.uname().nodename}:{os.getpid()}"
+        self.on_batch = on_batch
+        mapping = registry[DETAIL_MAPPING]
+        contract_file = mapping.binding.contract_file
+        assert contract_file is not None
+        book = load_copybook(contract_file)
+        codepage = mapping.spec.source.contract.get("codepage", "cp037")
+        self.codec = MultiLayoutCodec(
+            {HEADER: RecordCodec(book.record(HEADER), codepage=codepage),
+             DETAIL: mapping.record_codec(),
+             TRAILER: RecordCodec(book.record(TRAILER), codepage=codepage)},
+            by_record_type(0, 1, {"H": HEADER, "D": DETAIL, "T": TRAILER}, codepage=codepage),
+        )
+
+    # -- one file --------------------------------------------------------------------------------
+    def ingest(self, path: Path, sha256: str, name: str | None = None) -> FileReport:
+        name = name or path.name
+        report = FileReport(file_name=name, sha256=sha256)
+        started = time.perf_counter()
+        known = self.store.known_file(name, sha256)
+        if known is not None:
+            report.status = "already-ingested"
+            report.reason = f"already {known['status']} at {known['ingested_at']}: nothing to do"
+            return report
+        try:
+            with self.store.transaction():
+                if not self.store.claim(name, sha256, self.owner):
+                    report.status = "claimed-elsewhere"
+                    report.reason = "another instance has ingested or is ingesting this file"
+                    return report
+                self._load(path, name, sha256, report)
+                report.status = "loaded"
+                report.seconds = time.perf_counter() - started
+                if report.reject_details:
+                    report.rejects_path = str(self.rejects_dir / f"{name}.rejects.json")
+                self._record(report)
+        except _FileRejected as exc:
+            report.status = "quarantined"
+            report.reason = exc.reason
+            report.loaded = 0
+            report.seconds = time.perf_counter() - started
+            self._quarantine(path, report)
+            return report
+        if report.reject_details:
+            self._write_rejects(report)
+        return report
+
+    def _record(self, report: FileReport) -> None:
+        self.store.record_file(
+            name=report.file_name, sha256=report.sha256, status=report.status, file_date=report.file_date,
+            seq_no=report.seq_no, records=report.records, rejects=report.rejects, duplicates=report.duplicates,
+            control_total=report.control_total, reason=report.reason, report=report.as_json())
+
+    def _load(self, path: Path, name: str, sha256: str, report: FileReport) -> None:
+        header: dict[str, Any] | None = None
+        trailer: dict[str, Any] | None = None
+        rows: list[tuple[Any, ...]] = []
+        total = debits = credits = ZERO
+        with open(path, "rb") as f:
+            for item in read_records(f, self.codec, framing="fixed"):
+                if trailer is not None:
+                    raise _FileRejected(f"record {item.record_no} follows the trailer")
+                if isinstance(item, Reject):
+                    kind = _type_byte(item)
+                    if item.reason.startswith("truncated"):
+                        raise _FileRejected(f"truncated file: {item.reason} (record {item.record_no}, "
+                                            f"offset {item.offset})")
+                    if kind != "D" or header is None:
+                        raise _FileRejected(f"bad {'header' if kind == 'H' else 'trailer' if kind == 'T' else 'record'}"
+                                            f" at record {item.record_no}: {item.reason}")
+                    report.records += 1
+                    report.rejects += 1
+                    report.reject_details.append({
+                        "record_no": item.record_no, "offset": item.offset, "field": item.field_path,
+                        "reason": item.reason, "kind": item.kind, "data_hex": item.data_hex})
+                    continue
+                assert isinstance(item, Record)
+                if item.layout == HEADER:
+                    if header is not None or item.record_no != 1:
+                        raise _FileRejected(f"misplaced header at record {item.record_no}")
+                    header = item.values
+                    self._check_header(header, report)
+                elif item.layout == TRAILER:
+                    trailer = item.values
+                else:
+                    if header is None:
+                        raise _FileRejected("missing header record")
+                    t = item.values
+                    amount = t.amount.amount
+                    total += amount
+                    if amount < 0:
+                        debits += amount
+                    else:
+                        credits += amount
+                    report.records += 1
+                    rb = t.running_balance
+                    rows.append((t.id, t.account_id, t.booked_at.isoformat(), t.value_date.isoformat(),
+                                 f"{amount:f}", t.amount.currency, t.description, t.reference, t.counterparty,
+                                 t.channel, t.kind, str(t.status), None if rb is None else f"{rb.amount:f}",
+                                 name, sha256))
+                    if len(rows) >= BATCH_ROWS:
+                        self._flush(rows, report, f.tell())
+        if header is None:
+            raise _FileRejected("empty file or missing header record")
+        if trailer is None:
+            raise _FileRejected("missing trailer record (truncated file?)")
+        self._flush(rows, report, path.stat().st_size)
+        report.control_total, report.debit_total, report.credit_total = f"{total:f}", f"{debits:f}", f"{credits:f}"
+        report.trailer = {k: (f"{v:f}" if isinstance(v, Decimal) else v) for k, v in trailer.items()}
+        self._check_trailer(trailer, report, total, debits, credits)
+
+    def _flush(self, rows: list[tuple[Any, ...]], report: FileReport, position: int) -> None:
+        if rows:
+            new = self.store.insert_transactions(rows)
+            report.loaded += new
+            report.duplicates += len(rows) - new
+            rows.clear()
+        if self.on_batch is not None:
+            self.on_batch(report.records, position)
+
+    def _check_header(self, header: dict[str, Any], report: FileReport) -> None:
+        if str(header.get("TXH-FILE-ID", "")).strip() != "TXNHIST":
+            raise _FileRejected(f"header file id {header.get('TXH-FILE-ID')!r} is not TXNHIST")
+        try:
+            report.file_date = _cyymmdd(header["TXH-FILE-DATE"])
+        except ValueError as exc:
+            raise _FileRejected(f"header file date {header['TXH-FILE-DATE']!r} is not a date: {exc}") from None
+        report.seq_no = seq = int(header["TXH-SEQ-NO"])
+        last = self.store.last_sequence("TXNHIST.")
+        if last is None:
+            return
+        if seq == last:
+            report.sequence_note = f"repeat: sequence {seq} was already ingested"
+        elif seq < last:
+            report.sequence_note = f"out of order: sequence {seq} after {last}"
+        elif seq > last + 1:
+            report.sequence_note = f"gap: sequence {seq} after {last} ({seq - last - 1} missing)"
+
+    def _check_trailer(self, trailer: dict[str, Any], report: FileReport, total: Decimal, debits: Decimal,
+                       credits: Decimal) -> None:
+        count = int(trailer["TXT-REC-COUNT"])
+        if count != report.records:
+            raise _FileRejected(f"trailer record count {count} but the file holds {report.records} details")
+        if report.rejects:
+            if self.policy == "reject-file":
+                first = report.reject_details[0]
+                raise _FileRejected(f"{report.rejects} bad record(s) under policy reject-file; first: record "
+                                    f"{first['record_no']} field {first['field']}: {first['reason']}")
+            # load-good: the bad records' amounts are unknown, so the control total cannot balance;
+            # the difference is what the rejected records must have carried, and the report says so
+            implied = trailer["TXT-CTL-TOTAL"] - total
+            report.reason = (f"loaded {report.records - report.rejects} good records; {report.rejects} rejected "
+                             f"(policy load-good); control total unverifiable, rejects imply {implied:f}")
+            return
+        checks = (("control total", "TXT-CTL-TOTAL", total), ("debit total", "TXT-DEBIT-TOTAL", debits),
+                  ("credit total", "TXT-CREDIT-TOTAL", credits))
+        for label, fld, ours in checks:
+            if trailer[fld] != ours:
+                raise _FileRejected(f"trailer {label} {trailer[fld]:f} but the details sum to {ours:f}")
+
+    # -- outcomes --------------------------------------------------------------------------------
+    def _quarantine(self, path: Path, report: FileReport) -> None:
+        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        target = self.quarantine_dir / report.file_name
+        if target.exists():
+            target = self.quarantine_dir / f"{report.file_name}.{report.sha256[:12]}"
+        if path.exists():
+            shutil.move(str(path), target)
+        report.quarantine_path = str(target)
+        report_path = target.with_name(target.name + ".report.json")
+        report_path.write_text(report.as_json())
+        with self.store.transaction():
+            self.store.execute("DELETE FROM claims WHERE file_name = ? AND sha256 = ?",
+                               (report.file_name, report.sha256))
+            if self.store.known_file(report.file_name, report.sha256) is None:
+                self._record(report)
+
+    def _write_rejects(self, report: FileReport) -> None:
+        self.rejects_dir.mkdir(parents=True, exist_ok=True)
+        target = Path(report.rejects_path or self.rejects_dir / f"{report.file_name}.rejects.json")
+        target.write_text(json.dumps({"file_name": report.file_name, "sha256": report.sha256,
+                                      "rejects": report.reject_details}, indent=2))

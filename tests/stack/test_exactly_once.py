@@ -1,0 +1,96 @@
+"""Exactly-once through the real stack: facade (with a SQLite store) -> resilience -> SOAP adapter ->
+the in-process mock mainframe, whose FundsTransfer commits the posting and then drops the answer."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.auth import mint_demo_token
+from api.bootstrap import build_gateways
+from api.demo import DEMO_SCOPES, demo_settings
+from api.observability import Metrics
+from api.store import IntentState, StoreSettings
+from api.store.sqlite import SqliteStore
+from mock_mainframe.config import MockConfig
+from mock_mainframe.faults import FaultRule
+from mock_mainframe.runtime import MockMainframe
+
+
+@pytest.fixture(scope="module")
+def mock(tmp_path_factory):
+    cfg = MockConfig(data_dir=tmp_path_factory.mktemp("eo-mock"), customers=40, seed=11, soap_port=0,
+                     sftp_port=0, admin_port=0, outbox_days=1)
+    mm = MockMainframe(cfg)
+    mm.start()
+    yield mm
+    mm.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(mock, tmp_path_factory):
+    ep, cfg = mock.endpoints, mock.config
+    endpoints = {"soap_url": ep.soap_url, "soap_user": cfg.soap_user, "soap_password": cfg.soap_password,
+                 "odbc": ep.odbc_connection_string, "sftp_host": ep.sftp_host, "sftp_port": ep.sftp_port,
+                 "sftp_user": cfg.sftp_user, "sftp_key": str(cfg.client_key_path),
+                 "sftp_fingerprint": ep.sftp_fingerprint}
+    settings = demo_settings(endpoints, "127.0.0.1", 8000)
+    metrics = Metrics()
+    gateways = build_gateways(settings, metrics)
+    store = SqliteStore(tmp_path_factory.mktemp("eo-store") / "store.db")
+    app = create_app(settings, gateways, metrics=metrics, store=store,
+                     store_settings=StoreSettings(reconcile_interval_seconds=0.2))
+    with TestClient(app) as client:
+        yield client, settings, store
+    store.close()
+
+
+def _customer_with_two_accounts(mock) -> tuple[str, str, str, str]:
+    for row in mock.ledger.query("SELECT CUST_NO FROM CUSTMAST ORDER BY CUST_NO"):
+        by_ccy: dict[str, list[str]] = {}
+        for a in mock.ledger.accounts_of(row["CUST_NO"].strip()):
+            if a["ACCT_STAT"] == "A" and a["AVAIL_BAL"] > 100:
+                by_ccy.setdefault(a["CURR_CD"], []).append(a["ACCT_NO"].strip())
+        for ccy, nos in by_ccy.items():
+            if len(nos) >= 2 and ccy != "JPY":
+                return row["CUST_NO"].strip(), nos[0], nos[1], ccy
+    raise AssertionError("seed has no customer with two open accounts in one currency")
+
+
+def test_lost_answer_gets_the_truth_and_a_retry_posts_nothing_more(stack, mock, caplog):
+    caplog.set_level(logging.INFO, logger="corebridge.api.exactly_once")
+    client, settings, store = stack
+    customer, src, dst, ccy = _customer_with_two_accounts(mock)
+    headers = {"Authorization": f"Bearer {mint_demo_token(settings.auth, customer, DEMO_SCOPES)}",
+               "Idempotency-Key": str(uuid.uuid4())}
+    body = {"from_account": src, "to_account": dst, "amount": "2.50", "currency": ccy, "memo": "EXACTLY ONCE"}
+    mock.faults.set_rules([FaultRule(face="soap", operation="FundsTransfer", drop_response_rate=1.0)])
+    try:
+        first = client.post("/v1/transfers", headers=headers, json=body)
+    finally:
+        mock.faults.clear()
+    assert first.status_code == 201, first.text  # the posting was found by inquiry
+    ref = first.json()["reference"]
+    assert first.json()["status"] == "posted"
+    assert any(f"transfer {ref}: outcome unknown" in r.getMessage() for r in caplog.records)  # lost, then asked
+    assert [r["XFER_STAT"] for r in mock.ledger.transfers_by_ref(ref)] == ["P"]
+    assert store.by_reference(ref).state is IntentState.POSTED
+    retry = client.post("/v1/transfers", headers=headers, json=body)  # the client never saw the answer
+    assert retry.status_code == 201 and retry.content == first.content
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert len(mock.ledger.transfers_by_ref(ref)) == 1
+    got = client.get(f"/v1/transfers/{ref}", headers=headers)
+    assert got.status_code == 200 and got.json()["status"] == "posted"
+
+
+def test_a_missing_key_is_refused_before_the_core(stack, mock):
+    client, settings, _ = stack
+    customer, src, dst, ccy = _customer_with_two_accounts(mock)
+    token = mint_demo_token(settings.auth, customer, DEMO_SCOPES)
+    r = client.post("/v1/transfers", headers={"Authorization": f"Bearer {token}"},
+                    json={"from_account": src, "to_account": dst, "amount": "1.00", "currency": ccy})
+    assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json")
