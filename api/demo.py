@@ -60,10 +60,11 @@ def stop_mock(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def demo_settings(ep: dict[str, Any], host: str, port: int) -> Settings:
+def demo_settings(ep: dict[str, Any], host: str, port: int, store_path: Path | None = None) -> Settings:
     """Demo routing: balances, customers and transfers over SOAP (the online region); account
     lists, account look-ups (ownership checks) and history over the ODBC replica, so that with the
-    SOAP face down a balance is still served, stale, from the replica."""
+    SOAP face down a balance is still served, stale, from the replica. With ``store_path``, transfers
+    are exactly-once (Idempotency-Key required) with the intent log in that SQLite file."""
     return load_settings(
         auth={"demo_mode": True, "demo_hs256_secret": secrets.token_urlsafe(32)},
         cursor_secret=secrets.token_urlsafe(32),
@@ -77,10 +78,12 @@ def demo_settings(ep: dict[str, Any], host: str, port: int) -> Settings:
                  "fallbacks": {"balance": "odbc"}},
         server={"host": host, "port": port},
         logging={"format": "text"},
+        store={"backend": "sqlite", "sqlite_path": str(store_path)} if store_path else {"backend": "none"},
     )
 
 
 def curl_commands(base: str, token: str, account: str) -> list[str]:
+    """Reads only: they work whatever the store (transfers need an Idempotency-Key)."""
     auth = shlex.quote(f"Authorization: Bearer {token}")
     return [
         f"curl -s -H {auth} {base}/v1/customers/{DEMO_CUSTOMER}/accounts",
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     proc, ep = start_mock(args.data_dir, args.mock_args)
     try:
-        settings = demo_settings(ep, args.host, args.port)
+        settings = demo_settings(ep, args.host, args.port, store_path=args.data_dir.parent / "corebridge-store.db")
         configure_logging(settings.logging.level, settings.logging.format)
         metrics = Metrics()
         gateways = build_gateways(settings, metrics)

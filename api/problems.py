@@ -106,6 +106,9 @@ VALIDATION = ProblemType("validation-error", 422, "Validation error",
                          "The body, query or path is invalid; `errors` lists each problem (loc, msg, type).")
 REJECTED = ProblemType("rejected", 422, "Rejected by the core",
                        "The core banking system rejected the transfer; `reason_code` says why (R001-R010).")
+#: the Idempotency-Key draft's 422 for a key reused with another body
+KEY_REUSED = ProblemType("idempotency-key-reused", 422, "Idempotency-Key reused",
+                         "This Idempotency-Key was already used with a different request body.")
 RATE_LIMITED = ProblemType("rate-limited", 429, "Too many requests", "Slow down; retry after Retry-After seconds.")
 INTERNAL = ProblemType("internal-error", 500, "Internal error", "An unexpected error on our side.")
 BACKEND_ERROR = ProblemType("backend-error", 502, "Backend error",
@@ -120,7 +123,7 @@ BACKEND_TIMEOUT = ProblemType("backend-timeout", 504, "Backend timeout",
 
 PROBLEM_TYPES: tuple[ProblemType, ...] = (
     BAD_REQUEST, INVALID_CURSOR, ON_BEHALF_OF_REQUIRED, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, METHOD_NOT_ALLOWED,
-    CONFLICT, PAYLOAD_TOO_LARGE, VALIDATION, REJECTED, RATE_LIMITED, INTERNAL, BACKEND_ERROR,
+    CONFLICT, PAYLOAD_TOO_LARGE, VALIDATION, REJECTED, KEY_REUSED, RATE_LIMITED, INTERNAL, BACKEND_ERROR,
     BACKEND_UNAVAILABLE, NOT_READY, BACKEND_TIMEOUT,
 )
 _BY_STATUS: dict[int, ProblemType] = {}

@@ -30,6 +30,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from api.store.settings import StoreSettings
+
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
     "CONFIG_FILE_ENV",
@@ -49,6 +51,7 @@ __all__ = [
     "Settings",
     "SftpBackendSettings",
     "SoapSettings",
+    "StoreSettings",
     "load_settings",
     "masked_dump",
 ]
@@ -240,7 +243,8 @@ class BackendResilience(_Section):
     budget_max_tokens: float = Field(10.0, ge=0)
     budget_token_ratio: float = Field(0.1, ge=0)
     bulkhead_size: int = Field(10, ge=1)
-    bulkhead_max_wait: float = Field(0.0, ge=0)
+    bulkhead_max_wait: float = Field(1.0, ge=0, description="a call waits this long for a free slot before "
+                                                             "503 (bounded by its deadline)")
     breaker: BreakerSettings = BreakerSettings()
 
     def to_config(self) -> Any:
@@ -308,6 +312,8 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     logging: LoggingSettings = LoggingSettings()
     mappings_dir: Path | None = Field(None, description="mapping files; None: the packaged mappings/")
+    store: StoreSettings = Field(default_factory=StoreSettings,
+                                 description="idempotency keys and the transfer intent log (backend none: off)")
 
     @field_validator("cursor_secret")
     @classmethod

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Path
 from starlette.responses import Response
 
 from api.auth import TRANSACTIONS_READ, TRANSFERS_WRITE, Authenticator, Caller
-from api.problems import BAD_REQUEST, CONFLICT, ProblemError, ProblemType, openapi_responses
+from api.problems import BAD_REQUEST, CONFLICT, KEY_REUSED, ProblemError, openapi_responses
 from api.routes import json_response
 from api.schemas import ID_PATTERN, TRANSFER_EXAMPLE, TransferRequest, example
 from api.services import Services
@@ -20,9 +20,6 @@ from canonical import Transfer
 
 __all__ = ["KEY_REUSED", "router"]
 
-#: the draft's 422 for a key reused with another body (to be listed in api.problems.PROBLEM_TYPES)
-KEY_REUSED = ProblemType("idempotency-key-reused", 422, "Idempotency-Key reused",
-                         "This Idempotency-Key was already used with a different request body.")
 
 _POST_DESCRIPTION = (
     "Posts one transfer from one of the caller's accounts, exactly once per `Idempotency-Key` (required when the "

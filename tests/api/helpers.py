@@ -131,6 +131,8 @@ def make_settings(keys: Keys, **overrides: Any) -> Settings:
         "auth": {"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": str(keys.jwks_file)},
         "cursor_secret": CURSOR_SECRET,
         "rate_limit": {"rate_per_second": 10_000, "burst": 10_000},
+        # the store (Idempotency-Key) is exercised by test_idempotency.py with stores of its own
+        "store": {"backend": "none"},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(values.get(key), dict):
