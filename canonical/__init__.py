@@ -6,7 +6,9 @@ serialises them. ``canonical`` imports nothing else of ours.
 * :class:`Money` - exact amount + ISO 4217 currency, checked against the currency's minor units;
 * :class:`Customer`, :class:`Account`, :class:`Balance`, :class:`Transaction`,
   :class:`Transfer`, :class:`Statement`, :class:`Page` - frozen pydantic v2 models;
-* :mod:`canonical.errors` - domain errors (``NotFound``, ``Rejected``, ``InvalidMoney``).
+* :mod:`canonical.errors` - domain errors (``NotFound``, ``Rejected``, ``InvalidMoney``);
+* :mod:`canonical.builder` - ``model_plan``: how generated code builds a model exactly as
+  pydantic would, without a validation round (the mapping engine's fast path).
 
 ``MODELS`` maps the model names a mapping file may target to their classes.
 """

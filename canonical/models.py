@@ -18,6 +18,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from .builder import PASSTHROUGH
 from .currency import MINOR_UNITS
 from .money import Money
 
@@ -67,6 +68,9 @@ def _iso_date_or_datetime(value: Any) -> Any:
         return _iso_datetime(value)
     return _iso_date(value)
 
+
+# date / datetime instances pass these guards unchanged (canonical.builder relies on it)
+PASSTHROUGH.update({_iso_date: dt.date, _iso_datetime: dt.datetime, _iso_date_or_datetime: dt.date})
 
 Date = Annotated[dt.date, BeforeValidator(_iso_date)]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_datetime)]

@@ -14,7 +14,8 @@ Modules::
     parser     tokens -> Copybook of record layouts (parse_copybook, load_copybook)
     layout     the layout tree: Copybook, Group, Field, Occurs, Condition (88), Renames (66)
     codecs     field-level codecs: code pages, text, zoned, packed, binary
-    record     RecordCodec: a layout compiled into a fast decode/encode of whole records
+    record     RecordCodec: a layout compiled into a fast decode/encode of whole records;
+               ChooseBy views, projections (only the fields a consumer reads)
     framing    fixed / RDW / BDW record framing of files, RawRecord and Reject
     reader     read_records: framing + decoding, yielding Record or Reject; multi-layout files
     listing    layout_rows / format_layout for ``copybook show``
@@ -73,10 +74,11 @@ from .layout import (
 from .listing import LayoutRow, format_layout, layout_rows
 from .parser import load_copybook, parse_copybook
 from .reader import MultiLayoutCodec, Record, by_record_type, read_records
-from .record import RecordCodec, compile_copybook, compile_record
+from .record import ChooseBy, RecordCodec, compile_copybook, compile_record
 
 __all__ = [
     "CODEPAGES",
+    "ChooseBy",
     "CodePage",
     "CodecConfigError",
     "Condition",

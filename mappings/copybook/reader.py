@@ -6,6 +6,15 @@ ingestion and the CLI can quarantine rejects and carry on.  Memory use is consta
 
 Files with several record layouts (header / detail / trailer) use a :class:`MultiLayoutCodec`,
 which picks the 01 record per record, e.g. with :func:`by_record_type` on a type byte.
+
+Fast path: fixed-length files are read in 1 MiB chunks and each record is decoded in place by the
+codec's generated decoder (``codec._fast(chunk, offset)``: a RecordCodec's, or the fused one of a
+mapping's ``record_codec()``), without a RawRecord or a slice per record; with a
+:func:`by_record_type` selector the type byte is looked up inline.  Any failure there sends the
+record through ``codec.decode``, which gives the value or the RecordDecodeError for the reject,
+so the items yielded are exactly those of framing + decoding.  A codec may raise a
+RecordDecodeError subclass with ``reject_kind`` (``"mapping"`` for a mapping's refusal): the
+reject then has that kind.
 """
 
 from __future__ import annotations
@@ -70,24 +79,36 @@ def by_record_type(
         if len(raw) != length:
             raise CodecConfigError(f"record type {key!r} is not {length} bytes long")
         table[raw] = name.upper()
-    end = start + length
-    fallback = default.upper() if default is not None else None
+    return _RecordTypeSelector(start, length, table, default.upper() if default is not None else None, cp)
 
-    def select(record: bytes) -> str:
-        key = record[start:end]
-        name = table.get(key, fallback)
+
+class _RecordTypeSelector:
+    """The selector :func:`by_record_type` returns; its table lets the reader pick inline."""
+
+    __slots__ = ("cp", "end", "fallback", "length", "start", "table")
+
+    def __init__(self, start: int, length: int, table: dict[bytes, str], fallback: str | None, cp) -> None:
+        self.start = start
+        self.length = length
+        self.end = start + length
+        self.table = table
+        self.fallback = fallback
+        self.cp = cp
+
+    def __call__(self, record: bytes) -> str:
+        key = record[self.start : self.end]
+        name = self.table.get(key, self.fallback)
         if name is None:
-            text = cp.decode_text(key) if len(key) == length else ""
+            cp = self.cp
+            text = cp.decode_text(key) if len(key) == self.length else ""
             raise RecordDecodeError(
                 f"unknown record type {text!r}; expected one of "
-                + ", ".join(repr(k.decode(cp.name)) for k in table),
-                record_offset=start,
+                + ", ".join(repr(k.decode(cp.name)) for k in self.table),
+                record_offset=self.start,
                 field_path="(record type)",
                 data=key,
             )
         return name
-
-    return select
 
 
 class MultiLayoutCodec:
@@ -130,7 +151,8 @@ def _decode_reject(raw: RawRecord, exc: RecordDecodeError, layout: str | None) -
         record_offset=exc.record_offset,
         record=raw.data,
         layout=layout,
-        kind="decode",
+        # a codec that maps records on (CompiledMapping.record_codec) raises a subclass saying "mapping"
+        kind=getattr(exc, "reject_kind", "decode"),
     )
 
 
@@ -181,7 +203,8 @@ def _read_records(
         if not multi:
             yield from _read_fixed_single(f, codec, size, start_offset)  # type: ignore[arg-type]
             return
-        frames = frame_records(f, "fixed", lrecl=size, start_offset=start_offset)
+        yield from _read_fixed_multi(f, codec, size, start_offset)  # type: ignore[arg-type]
+        return
     else:
         frames = frame_records(f, framing, start_offset=start_offset)
     for raw in frames:
@@ -201,6 +224,15 @@ def _read_records(
         yield Record(raw.record_no, raw.offset, name, values)
 
 
+def _direct(codec: Any, lrecl: int) -> Callable[[bytes, int], Any] | None:
+    """The generated decoder of a codec (``_fast``: RecordCodec, or the fused one of a mapping's
+    record_codec) for records of exactly its length, else None.  ``fast(chunk, offset)`` decodes
+    the record at that offset of the chunk (no slice); a None result or an exception from it
+    means: ask ``codec.decode``, which gives the value or the error."""
+    fast = getattr(codec, "_fast", None)
+    return fast if fast is not None and not codec.variable and lrecl == codec.size else None
+
+
 def _read_fixed_single(f: BinaryIO, codec: RecordCodec, lrecl: int, offset: int) -> Iterator[Record | Reject]:
     """Fixed-length framing and one layout: the hot loop of big batch files."""
     if lrecl <= 0:
@@ -208,7 +240,7 @@ def _read_fixed_single(f: BinaryIO, codec: RecordCodec, lrecl: int, offset: int)
     decode = codec.decode
     name = codec.name
     # records of exactly the layout's length go straight to the generated decoder
-    fast = codec._fast if codec._fast is not None and not codec.variable and lrecl == codec.size else None
+    fast = _direct(codec, lrecl)
     chunk_size = max(1, _CHUNK // lrecl) * lrecl
     record_no = 0
     while True:
@@ -219,14 +251,14 @@ def _read_fixed_single(f: BinaryIO, codec: RecordCodec, lrecl: int, offset: int)
         full = n - n % lrecl
         for start in range(0, full, lrecl):
             record_no += 1
-            data = chunk[start : start + lrecl]
             values = None
             if fast is not None:
                 try:
-                    values = fast(data)
+                    values = fast(chunk, start)
                 except Exception:  # noqa: BLE001 - decode() below explains the failure
                     values = None
             if values is None:
+                data = chunk[start : start + lrecl]
                 try:
                     values = decode(data)
                 except RecordDecodeError as exc:
@@ -244,6 +276,91 @@ def _read_fixed_single(f: BinaryIO, codec: RecordCodec, lrecl: int, offset: int)
                 record_offset=0,
                 record=rest,
                 layout=name,
+            )
+            return
+        offset += n
+
+
+def _read_fixed_multi(
+    f: BinaryIO, codec: MultiLayoutCodec, lrecl: int, offset: int
+) -> Iterator[Record | Reject]:
+    """Fixed-length framing and several layouts: what ``fixed_records`` + ``codec.decode`` yield,
+    without a RawRecord per record, and with the record type looked up inline when the selector
+    is a :func:`by_record_type` one (any other selector is called per record, as before)."""
+    if lrecl <= 0:
+        raise CodecConfigError(f"LRECL must be positive, not {lrecl}")
+    selector = codec.selector
+    table: dict[bytes, str] = {}
+    key_start = key_end = 0
+    if type(selector) is _RecordTypeSelector and type(codec).decode is MultiLayoutCodec.decode:
+        key_start, key_end = selector.start, selector.end
+        for key, chosen in selector.table.items():
+            table[key] = chosen
+    # record name chosen by the selector -> (layout name, generated decoder or None, decode);
+    # names no codec has take codec.decode (which raises as before)
+    decoders = {name: (c.name, _direct(c, lrecl), c.decode) for name, c in codec.codecs.items()}
+    by_type: dict[Any, tuple] = {}
+    for key, chosen in table.items():
+        entry = decoders.get(chosen.upper())
+        if entry is not None:
+            by_type[key] = entry
+    one_byte = bool(by_type) and key_end == key_start + 1 and all(len(key) == 1 for key in by_type)
+    by_byte: list[tuple | None] = [None] * 256
+    if one_byte:  # index a list by the type byte instead of slicing it and hashing the slice
+        for key, entry in by_type.items():
+            by_byte[key[0]] = entry
+    generic = codec.decode
+    new_record = Record.__new__
+    chunk_size = max(1, _CHUNK // lrecl) * lrecl
+    record_no = 0
+    while True:
+        chunk = _read_exact(f, chunk_size)
+        if not chunk:
+            return
+        n = len(chunk)
+        full = n - n % lrecl
+        for start in range(0, full, lrecl):
+            record_no += 1
+            if one_byte:
+                entry = by_byte[chunk[start + key_start]]
+            elif by_type:
+                entry = by_type.get(chunk[start + key_start : start + key_end])
+            else:
+                entry = None
+            values = None
+            if entry is not None:
+                name, fast, decode = entry
+                if fast is not None:
+                    try:
+                        values = fast(chunk, start)  # the record in place: no slice
+                    except Exception:  # noqa: BLE001 - decode() below explains the failure
+                        values = None
+            if values is None:
+                data = chunk[start : start + lrecl]
+                try:
+                    if entry is None:
+                        name, values = generic(data)
+                    else:
+                        values = decode(data)
+                except RecordDecodeError as exc:
+                    yield _decode_reject(RawRecord(record_no, offset + start, data, offset + start), exc, None)
+                    continue
+            record = new_record(Record)
+            record.record_no = record_no
+            record.offset = offset + start
+            record.layout = name
+            record.values = values
+            yield record
+        if full < n:
+            record_no += 1
+            rest = chunk[full:]
+            yield Reject(
+                record_no,
+                offset + full,
+                f"truncated last record: {len(rest)} bytes, LRECL is {lrecl}",
+                data_hex=hex_bytes(rest),
+                record=rest,
+                record_offset=0,
             )
             return
         offset += n

@@ -7,7 +7,8 @@ says.  The record name itself is not a key: ``decode`` returns the contents of t
 
 REDEFINES: by default every view (the redefined item and each redefining one) is decoded from
 the same bytes.  ``redefines=`` chooses views instead, either statically with a dict
-``{redefined item name: chosen view name (or several)}`` or per record with a callback
+``{redefined item name: chosen view name (or several)}``, per record from one field with a
+:class:`ChooseBy` as the dict's value, or per record with a callback
 ``selector(redefined_name, values_so_far) -> view name(s) | None`` (``None``: all views), where
 ``values_so_far`` maps the names of the elementary fields decoded so far in the record to their
 values.  On encode exactly one view of each REDEFINES area is normally given; when several are
@@ -22,6 +23,21 @@ constants (by index), and it runs with a namespace whose only builtins are int, 
 Any exception in the fast path makes ``decode`` re-run the record through the checked
 interpreter, which raises :class:`RecordDecodeError` with the exact field path, byte offset,
 reason and bytes (or returns the value, e.g. for a null under ``null_policy='null'``).
+
+More of the fast path:
+
+* a :class:`ChooseBy` is evaluated inline from its field's variable (a callback costs a call and
+  a dict of the values so far per record);
+* memos of field bytes: in the record function, each text run and each zoned/packed field keeps
+  a small dict from its bytes to its values, so repeated bytes (codes, dates, blank or zero
+  fields, the account of consecutive records) skip the work; a memo holds at most MEMO_SIZE
+  entries and switches itself off for good when fewer than 3 in 4 lookups hit (see
+  ``_Generator.memo_open``).  Values are immutable and computed by the same code from the same
+  bytes, so a hit is exactly what decoding gives;
+* fixed-length layouts decode ``_decode(buf, offset=0)``: readers hand over their chunk and the
+  record's offset instead of slicing the record out;
+* :meth:`RecordCodec.projection` generates a decoder of only the fields a consumer reads (the
+  mapping engine's ``record_codec``), still checking the others, returning a tuple.
 """
 
 from __future__ import annotations
@@ -42,7 +58,7 @@ from .codecs import (
 from .errors import CodecConfigError, FieldCodecError, RecordDecodeError, RecordEncodeError
 from .layout import Copybook, Field, Group, Item
 
-__all__ = ["RecordCodec", "compile_copybook", "compile_record"]
+__all__ = ["ChooseBy", "RecordCodec", "compile_copybook", "compile_record"]
 
 Selector = (
     Mapping[str, "str | Iterable[str]"] | Callable[[str, Mapping[str, Any]], "str | Iterable[str] | None"]
@@ -50,6 +66,42 @@ Selector = (
 
 _SKIP = object()
 _MISSING = object()
+
+
+class ChooseBy:
+    """A REDEFINES choice made per record from the value of one field decoded before the area.
+
+    ``ChooseBy("TXN-CODE", {"POS": "CARD-INFO"}, default="CNTR-INFO")`` decodes the view
+    ``CARD-INFO`` when the field ``TXN-CODE`` holds ``POS`` and ``CNTR-INFO`` otherwise.  Give it as
+    a value of the ``redefines=`` dict.  Keys are compared as text: a text value without leading and
+    trailing blanks, a number as ``str(number)``; a view may be a name, several names, or None
+    (every view).  It decides exactly what the callback ``lambda name, values:
+    choose(values)`` would decide, but the generated decoder evaluates it inline (no per-record
+    callback, no dict of the values decoded so far), so it costs next to nothing.
+    """
+
+    __slots__ = ("default", "field", "views")
+
+    def __init__(self, field: str, views: Mapping[Any, Any], default: str | Iterable[str] | None = None) -> None:
+        self.field = field
+        self.views = {str(k).strip(): v for k, v in views.items()}
+        self.default = default
+
+    @staticmethod
+    def key(value: Any) -> Any:
+        """The table key of a field value."""
+        if isinstance(value, str):
+            return value.strip()
+        if value is None or isinstance(value, bool):
+            return value
+        return str(value)
+
+    def choose(self, values: Mapping[str, Any]) -> str | Iterable[str] | None:
+        """The view name(s) for the values decoded so far (None: every view)."""
+        return self.views.get(self.key(values.get(self.field)), self.default)
+
+    def __repr__(self) -> str:
+        return f"ChooseBy({self.field!r}, {self.views!r}, default={self.default!r})"
 _NULL_FILLS = ("error", "low-values", "high-values", "spaces")
 
 
@@ -92,6 +144,19 @@ def _visible_keys(group: Group) -> list[str]:
         else:
             keys.append(child.name)
     return keys
+
+
+def _child_by_key(group: Group, key: str) -> Item | None:
+    """The child of *group* whose value ``decode`` puts under *key* (through transparent FILLERs)."""
+    for child in group.children:
+        if child.is_filler:
+            if _transparent(child):
+                found = _child_by_key(child, key)  # type: ignore[arg-type]
+                if found is not None:
+                    return found
+        elif child.name == key:
+            return child
+    return None
 
 
 def _element_variable(item: Item) -> bool:
@@ -189,6 +254,7 @@ class RecordCodec:
         }
         self._callback: Callable | None = None
         self._static: dict[int, frozenset[int]] = {}
+        self._dynamic: dict[int, ChooseBy] = {}
         self._setup_redefines(redefines)
         self._fast: Callable | None = None
         self.fast_source: str | None = None
@@ -279,7 +345,15 @@ class RecordCodec:
             raise CodecConfigError("redefines must be a dict {redefined name: view name} or a callable")
         for key, chosen in redefines.items():
             members = self._set_for(key)
-            self._static[id(members[0])] = self._member_indices(members, chosen)
+            if isinstance(chosen, ChooseBy):
+                self._dynamic[id(members[0])] = chosen
+            else:
+                self._static[id(members[0])] = self._member_indices(members, chosen)
+
+    @property
+    def _needs_flat(self) -> bool:
+        """Whether view choices read the values decoded so far (a callback or ChooseBy)."""
+        return self._callback is not None or bool(self._dynamic)
 
     def _choose(self, base: Item, flat: Mapping[str, Any] | None) -> frozenset[int] | None:
         """Indices of the views of *base*'s REDEFINES area to decode (None: all)."""
@@ -289,12 +363,74 @@ class RecordCodec:
             if chosen is None:
                 return None
             return self._member_indices(members, chosen)
+        dynamic = self._dynamic.get(id(base))
+        if dynamic is not None:
+            chosen = dynamic.choose(flat if flat is not None else {})
+            if chosen is None:
+                return None
+            return self._member_indices(self._sets[id(base)], chosen)
         return self._static.get(id(base))
 
     # -- public API -------------------------------------------------------------------------
     @property
     def has_fast_path(self) -> bool:
         return self._fast is not None
+
+    def projection(self, paths: Iterable[str | tuple[str | int, ...]]) -> Callable[[bytes], tuple] | None:
+        """A generated decoder of only the fields at *paths*, for consumers that read a few of them.
+
+        A path is a tuple of keys of :meth:`decode`'s result (``("TXD-CNTR-INFO", "TXD-CNTR-ACCT")``)
+        or the same joined with dots.  The function takes a record of :attr:`size` bytes (or a
+        buffer and the offset of such a record in it: ``f(chunk, offset)``) and returns a tuple,
+        one value per path: what ``decode(record)`` holds at that path, or None where it holds
+        nothing (a field of a REDEFINES view not chosen for this record, a path that names
+        nothing) -- or it raises, and then ``decode`` of the same record gives the answer (the
+        values, or the RecordDecodeError).  The other fields are still checked as far as the fast
+        path checks them (zoned and packed digits and signs; text in a code page that leaves bytes
+        undefined) but not converted, so a record the full decode refuses never gets through.
+        Returns None when there is no such decoder: no fast path, OCCURS DEPENDING ON, a REDEFINES
+        callback, or a path to a group or into a table.
+        """
+        if self._fast is None or self.variable or self._callback is not None:
+            return None
+        wanted: list[Field | None] = []
+        for path in paths:
+            segments = tuple(path.split(".")) if isinstance(path, str) else tuple(path)
+            item = self._item_at(segments)
+            if item is not None:
+                if not isinstance(item, Field):
+                    return None
+                node: Item | None = item
+                while node is not None:
+                    if node.occurs is not None:
+                        return None
+                    node = node.parent
+            wanted.append(item)
+        try:
+            gen = _Generator(self, want=wanted)
+            if gen.callback:
+                return None
+            fn, source = gen.build()
+        except _NoFastPath:
+            return None
+        fn.source = source  # type: ignore[attr-defined]
+        return fn
+
+    def _item_at(self, segments: tuple[str | int, ...]) -> Item | None:
+        """The item a path of decode keys leads to (a table when the path goes into one)."""
+        node: Item = self.layout
+        if not isinstance(node, Group):
+            return node if segments[:1] == (node.name,) else None
+        for seg in segments:
+            if node is not self.layout and node.occurs is not None:
+                return node
+            if not isinstance(node, Group) or not isinstance(seg, str):
+                return None
+            child = _child_by_key(node, seg)
+            if child is None:
+                return None
+            node = child
+        return node
 
     def decode(self, buf: bytes | bytearray | memoryview) -> dict[str, Any]:
         """Decode one record; raises :class:`RecordDecodeError` (``record_offset``,
@@ -319,7 +455,7 @@ class RecordCodec:
     def decode_checked(self, buf: bytes) -> dict[str, Any]:
         """Decode through the checked interpreter only (the reference for the fast path)."""
         buf = bytes(buf)
-        ctx = _DecodeCtx(buf, {} if self._callback is not None else None)
+        ctx = _DecodeCtx(buf, {} if self._needs_flat else None)
         layout = self.layout
         if isinstance(layout, Group):
             value, end = self._dec_group(layout, 0, layout.name, ctx)
@@ -719,6 +855,7 @@ class _Fn:
         self.pending: list[tuple[FieldCodec, Field, int, str]] = []
         self.pending_base: str | None = None
         self.vars: dict[int, str] = {}
+        self.fields: dict[int, str] = {}  # id(field) -> the variable holding its value
 
     def emit(self, line: str) -> None:
         self.lines.append("    " * self.indent + line)
@@ -733,13 +870,36 @@ def _pos(base: str | None, off: int) -> str:
     return f"{base} + {off}" if off else base
 
 
+#: entries per memo of field bytes (see _Generator.memo_open)
+MEMO_SIZE = 512
+#: the share of lookups that must hit for a memo to stay on (below: the work is cheaper than the memo)
+MEMO_MIN_HITS = 0.75
+
+
+def _memo_full_handler(ns: dict[str, Any]) -> Callable[[str], None]:
+    """``_memo_full(unit)``, called by generated code when a memo is full: empty it, and switch it
+    off when fewer than 3 in 4 of its lookups hit since it was last emptied (every record looks
+    up every memo once; ``_n`` counts the records)."""
+    since: dict[str, int] = {}
+    enough = MEMO_SIZE / (1 - MEMO_MIN_HITS)  # lookups per MEMO_SIZE misses at the minimum hit rate
+
+    def full(unit: str) -> None:
+        looked = ns["_n"] - since.get(unit, 0)
+        ns[f"_M{unit}"].clear()
+        if looked < enough:
+            ns[f"_on{unit}"] = False
+        since[unit] = ns["_n"]
+
+    return full
+
+
 class _Generator:
     """Generates the fast decoder of a :class:`RecordCodec` (see the module docstring)."""
 
-    def __init__(self, rc: RecordCodec) -> None:
+    def __init__(self, rc: RecordCodec, want: list[Field | None] | None = None) -> None:
         self.rc = rc
         self.ns: dict[str, Any] = {
-            "__builtins__": {"int": int, "list": list, "range": range, "Exception": Exception}
+            "__builtins__": {"int": int, "len": len, "list": list, "range": range, "Exception": Exception}
         }
         self.ns["_MISSING"] = _MISSING
         self._const_ids: dict[int, str] = {}
@@ -747,6 +907,61 @@ class _Generator:
         self.functions: list[_Fn] = []
         self.n = 0
         self.callback = rc._callback is not None
+        #: projection: the fields whose values make the result tuple (None: a full decode to a dict)
+        self.want = want
+        self.keep = None if want is None else {id(f) for f in want if f is not None}
+        #: ChooseBy areas evaluated inline: id(area) -> (field or None, {key: indices}, default indices)
+        self.choices: dict[int, tuple[Field | None, dict[Any, frozenset[int] | None], frozenset[int] | None]] = {}
+        #: fields decoded even when a projection leaves them out (ChooseBy fields)
+        self.needed: set[int] = set()
+        for base_id, chooser in rc._dynamic.items():
+            plan = self.inline_plan(base_id, chooser)
+            if plan is None:
+                self.callback = True  # the generic way: the values so far in a dict, rc._choose
+            else:
+                self.choices[base_id] = plan
+        if self.callback:
+            self.choices.clear()
+        else:
+            self.needed = {id(f) for f, _, _ in self.choices.values() if f is not None}
+
+    def inline_plan(self, base_id: int, chooser: ChooseBy):
+        """How to evaluate a ChooseBy inline, or None when only the generic callback way is exact:
+        its field must be the only elementary field of that name, outside any OCCURS or REDEFINES,
+        before the area, and the area outside any OCCURS (so both are in the record function)."""
+        rc = self.rc
+        members = rc._sets[base_id]
+        try:
+            table = {
+                key: None if view is None else rc._member_indices(members, view)
+                for key, view in chooser.views.items()
+            }
+            default = None if chooser.default is None else rc._member_indices(members, chooser.default)
+        except CodecConfigError:
+            return None  # the interpreter raises it per record, as a callback would
+        tree = list(rc.layout.iter_tree())
+        fields = [it for it in tree if isinstance(it, Field) and it.name == chooser.field]
+        if not fields:
+            return None, table, default  # never decoded: the key is always None
+        if len(fields) > 1:
+            return None
+        field = fields[0]
+        in_views = {id(m) for ms in rc._sets.values() for m in ms}
+        order = {id(it): n for n, it in enumerate(tree)}
+
+        def lineage(item: Item | None):
+            while item is not None:
+                yield item
+                item = item.parent
+
+        if any(a.occurs is not None or id(a) in in_views for a in lineage(field)):
+            return None
+        if any(a.occurs is not None for a in lineage(members[0])) or order[id(field)] > order[base_id]:
+            return None
+        return field, table, default
+
+    def outputs(self, item: Item) -> bool:
+        return self.keep is None or id(item) in self.keep
 
     def const(self, value: Any) -> str:
         name = self._const_ids.get(id(value))
@@ -768,15 +983,25 @@ class _Generator:
     def build(self) -> tuple[Callable, str]:
         rc = self.rc
         layout = rc.layout
-        fn = _Fn("_decode", ["b"])
+        # fixed layouts: _decode(b, o=0) decodes the record at offset o of b (readers pass their
+        # chunk and the record's offset instead of slicing it out)
+        base = None if layout.variable else "o"
+        fn = _Fn("_decode", ["b"] if base is None else ["b", "o=0"])
         if self.callback:
             fn.emit("F = {}")
         parts: list[tuple[str, str, bool]] = []
         if isinstance(layout, Group):
-            pos = self.children(fn, layout, (None, 0), parts)
+            pos = self.children(fn, layout, (base, 0), parts)
         else:
-            pos = self.item(fn, layout, (None, 0), parts)
+            pos = self.item(fn, layout, (base, 0), parts)
         self.flush(fn)
+        if self.want is not None:
+            values = [fn.fields.get(id(f), "None") if f is not None else "None" for f in self.want]
+            fn.emit(f"return ({''.join(v + ', ' for v in values)})")
+            self.functions.append(fn)
+            source = "\n".join(f.source() for f in self.functions)
+            exec(compile(source, f"<copybook {rc.name} projection>", "exec"), self.ns)  # noqa: S102
+            return self.ns["_decode"], source
         result = self.dict_expr(fn, parts)
         if layout.variable:
             fn.emit(f"return {result}, {_pos(*pos)}")
@@ -800,11 +1025,14 @@ class _Generator:
             if child.redefined_by:
                 members = rc._sets[id(child)]
                 area = max(m.total_length for m in members)
-                if self.callback:
+                if self.callback or id(child) in self.choices:
                     self.flush(fn)
                     sel = self.new("s")
-                    chooser = functools.partial(rc._choose, child)
-                    fn.emit(f"{sel} = {self.const(chooser)}(F)")
+                    if self.callback:
+                        chooser = functools.partial(rc._choose, child)
+                        fn.emit(f"{sel} = {self.const(chooser)}(F)")
+                    else:
+                        self.emit_choice(fn, sel, *self.choices[id(child)])
                     for k, member in enumerate(members):
                         fn.emit(f"if {sel} is None or {k} in {sel}:")
                         fn.indent += 1
@@ -818,11 +1046,15 @@ class _Generator:
                             fn.emit(f"{var} = {expr}")
                             assigned.append((key, var))
                         fn.indent -= 1
-                        if assigned:
+                        unset = [f"{var} = _MISSING" for _, var in assigned]
+                        if self.keep is not None:  # projection: the view's wanted fields are None
+                            unset = [f"{fn.fields[id(it)]} = None" for it in member.iter_tree()
+                                     if id(it) in self.keep and id(it) in fn.fields]
+                        if unset:
                             fn.emit("else:")
                             fn.indent += 1
-                            for _, var in assigned:
-                                fn.emit(f"{var} = _MISSING")
+                            for line in unset:
+                                fn.emit(line)
                             fn.indent -= 1
                         parts.extend((key, var, True) for key, var in assigned)
                 else:
@@ -837,6 +1069,20 @@ class _Generator:
             i += 1
         return pos
 
+    def emit_choice(self, fn: _Fn, sel: str, field: Field | None, table: dict, default: Any) -> None:
+        """``sel = `` the view indices a ChooseBy picks, from the variable of its field."""
+        if field is None:
+            fn.emit(f"{sel} = {self.const(default)}")
+            return
+        var = fn.fields.get(id(field))
+        if var is None:  # inline_plan guarantees it; never guess
+            raise _NoFastPath("ChooseBy field not decoded before its area")
+        if isinstance(self.rc._codecs[id(field)], TextCodec):
+            key = f"{var}.strip()"  # decoded text is always a str
+        else:
+            key = f"{self.const(ChooseBy.key)}({var})"
+        fn.emit(f"{sel} = {self.const(table)}.get({key}, {self.const(default)})")
+
     def item(self, fn: _Fn, item: Item, pos: tuple[str | None, int], parts: list) -> tuple[str | None, int]:
         rc = self.rc
         if item.is_filler and not _transparent(item):
@@ -846,15 +1092,20 @@ class _Generator:
         occ = item.occurs
         if occ is None:
             if isinstance(item, Field):
+                if not self.outputs(item):
+                    self.check_field(fn, item, pos)
+                    return (pos[0], pos[1] + item.length)
                 var = self.add_field(fn, item, pos)
-                parts.append((self.key(item), var, False))
+                if self.keep is None:
+                    parts.append((self.key(item), var, False))
                 return (pos[0], pos[1] + item.length)
             assert isinstance(item, Group)
             if item.is_filler:
                 return self.children(fn, item, pos, parts)
             sub: list[tuple[str, str, bool]] = []
             end = self.children(fn, item, pos, sub)
-            parts.append((self.key(item), self.dict_expr(fn, sub), False))
+            if self.keep is None:
+                parts.append((self.key(item), self.dict_expr(fn, sub), False))
             return end
         # a table
         if occ.variable:
@@ -892,7 +1143,8 @@ class _Generator:
                 fn.emit(f"    {var} = [{self.const(codec.decode)}(_x) for _x in {items_var}]")
             if self.callback:
                 fn.emit(f"F[{self.key(item)}] = {var}")
-            parts.append((self.key(item), var, False))
+            if self.outputs(item):
+                parts.append((self.key(item), var, False))
             length = item.length
             variable_elements = False
         else:
@@ -912,9 +1164,11 @@ class _Generator:
                 fn.emit(f"for _ in range({count}):")
                 fn.emit(f"    _e, {p} = {elem}(b, {p}{extra})")
                 fn.emit(f"    {var}.append(_e)")
-                parts.append((self.key(item), var, False))
+                if self.outputs(item):
+                    parts.append((self.key(item), var, False))
                 return (p, 0)
-            parts.append((self.key(item), var, False))
+            if self.outputs(item):
+                parts.append((self.key(item), var, False))
         if occ.variable:
             p = self.new("p")
             fn.emit(f"{p} = {start} + {count} * {length}")
@@ -962,8 +1216,13 @@ class _Generator:
             return "{" + ", ".join(f"{k}: {e}" for k, e, _ in parts) + "}"
         self.flush(fn)
         d = self.new("d")
-        fn.emit(f"{d} = {{}}")
-        for key, expr, cond in parts:
+        lead = 0
+        while not parts[lead][2]:
+            lead += 1
+        # one dict display for the leading unconditional entries (much cheaper than stores), then
+        # the rest one by one: the key order is the layout's, as in the interpreter
+        fn.emit(f"{d} = {{" + ", ".join(f"{k}: {e}" for k, e, _ in parts[:lead]) + "}")
+        for key, expr, cond in parts[lead:]:
             if cond:
                 fn.emit(f"if {expr} is not _MISSING:")
                 fn.emit(f"    {d}[{key}] = {expr}")
@@ -972,15 +1231,32 @@ class _Generator:
         return d
 
     # -- fields --------------------------------------------------------------------------------
-    def add_field(self, fn: _Fn, field: Field, pos: tuple[str | None, int]) -> str:
+    def add_field(self, fn: _Fn, field: Field, pos: tuple[str | None, int], check_only: bool = False) -> str:
         if fn.pending and fn.pending_base != pos[0]:
             self.flush(fn)
         fn.pending_base = pos[0]
-        var = self.new("v")
+        var = "" if check_only else self.new("v")
         fn.pending.append((self.rc._codecs[id(field)], field, pos[1], var))
-        if field.odo_counter:
+        if field.odo_counter and not check_only:
             fn.vars[id(field)] = var
+        if not check_only:
+            fn.fields[id(field)] = var
         return var
+
+    def check_field(self, fn: _Fn, field: Field, pos: tuple[str | None, int]) -> None:
+        """A field a projection leaves out: still rejected exactly when a full decode would be.
+
+        Binary fields and text in a code page that maps every byte cannot fail: skipped.  Zoned
+        and packed fields run their fast expression without the scaling and keep nothing.
+        """
+        codec = self.rc._codecs[id(field)]
+        if id(field) in self.needed or field.odo_counter or self.callback:
+            self.add_field(fn, field, pos)
+        elif isinstance(codec, TextCodec):
+            if "\ufffe" in codec.codepage.decoding_table:
+                self.add_field(fn, field, pos)
+        elif codec.fast_needs_fallback:
+            self.add_field(fn, field, pos, check_only=True)
 
     def flush(self, fn: _Fn) -> None:
         if not fn.pending:
@@ -1027,19 +1303,74 @@ class _Generator:
         fn.emit(f"{', '.join(raw_vars)}, = {st}.unpack_from(b, {_pos(base, start)})")
         for run, raw in zip(runs, raw_vars, strict=True):
             codec = run[0][0]
+            memo = self.memo_open(fn, run, raw)
             if isinstance(codec, TextCodec):
                 self.emit_text_run(fn, raw, run)
-                continue
-            c, field, _, var = run[0]
-            expr = c.fast_expr(raw, self.const)
-            if c.fast_needs_fallback:
-                fn.emit("try:")
-                fn.emit(f"    {var} = {expr}")
-                fn.emit("except Exception:")
-                fn.emit(f"    {var} = {self.const(c.decode)}({raw})")
             else:
-                fn.emit(f"{var} = {expr}")
-            self.after_field(fn, field, var)
+                self.emit_number(fn, raw, run[0])
+            if memo is not None:
+                self.memo_close(fn, run, raw, memo)
+
+    def emit_number(self, fn: _Fn, raw: str, entry: tuple[FieldCodec, Field, int, str]) -> None:
+        c, field, _, var = entry
+        if not var:  # check only (a projection leaves the field out)
+            fn.emit("try:")
+            fn.emit(f"    {c.fast_check_expr(raw, self.const)}")
+            fn.emit("except Exception:")
+            fn.emit(f"    {self.const(c.decode)}({raw})")
+            return
+        expr = c.fast_expr(raw, self.const)
+        if c.fast_needs_fallback:
+            fn.emit("try:")
+            fn.emit(f"    {var} = {expr}")
+            fn.emit("except Exception:")
+            fn.emit(f"    {var} = {self.const(c.decode)}({raw})")
+        else:
+            fn.emit(f"{var} = {expr}")
+        self.after_field(fn, field, var)
+
+    # -- memo of repeated field bytes ------------------------------------------------------------
+    def memo_open(self, fn: _Fn, run: list[tuple[FieldCodec, Field, int, str]], raw: str) -> str | None:
+        """Start a memo of a text run or a zoned/packed field (record function only): the same
+        bytes give the same values, so a dict from bytes to values skips the work when a field
+        repeats (codes, dates, blank or zero fields, the account of consecutive records).  Each
+        memo holds at most MEMO_SIZE entries; when it fills up it is emptied, or switched off
+        for good when fewer than 3 in 4 lookups hit since it was last emptied.  Values are
+        immutable (str, int, Decimal), computed by the same code from the same bytes: a hit
+        returns exactly what decoding returns."""
+        if self.callback or fn.name != "_decode" or self.rc.variable:
+            return None
+        codec = run[0][0]
+        if not isinstance(codec, TextCodec) and not codec.fast_needs_fallback:
+            return None  # binary: the struct already did the work
+        unit = self.new("")
+        memo, on = f"_M{unit}", f"_on{unit}"
+        self.ns[memo] = {}
+        self.ns[f"_G{unit}"] = self.ns[memo].get  # a bound get: one lookup less per record
+        self.ns[on] = True
+        if "_n" not in self.ns:
+            self.ns["_n"] = 0
+            self.ns["_memo_full"] = _memo_full_handler(self.ns)
+            fn.lines.insert(0, "    global _n")
+            fn.lines.insert(1, "    _n += 1")
+        fn.emit(f"_m = _G{unit}({raw}) if {on} else None")
+        fn.emit("if _m is None:")
+        fn.indent += 1
+        return unit
+
+    def memo_close(self, fn: _Fn, run: list[tuple[FieldCodec, Field, int, str]], raw: str, unit: str) -> None:
+        memo, on = f"_M{unit}", f"_on{unit}"
+        names = [var for _, _, _, var in run if var]
+        value = "True" if not names else names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+        fn.emit(f"if {on}:")
+        fn.emit(f"    if len({memo}) < {MEMO_SIZE}:")
+        fn.emit(f"        {memo}[{raw}] = {value}")
+        fn.emit("    else:")
+        fn.emit(f"        _memo_full({unit!r})")
+        fn.indent -= 1
+        if names:
+            fn.emit("else:")
+            fn.emit(f"    {', '.join(names)}{',' if len(names) > 1 else ''} = _m")
 
     def emit_text_run(self, fn: _Fn, raw: str, run: list[tuple[FieldCodec, Field, int, str]]) -> None:
         """Adjacent text fields: one charmap decode, then slices.

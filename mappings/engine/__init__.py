@@ -17,7 +17,8 @@ Modules::
     paths        field path syntax (ACCT-NO, GRP.FIELD, LIST[0].F, $context.F)
     contracts    WSDL/XSD, DDL and copybook contracts -> field trees
     binding      a spec bound to its contract and to its canonical target model
-    compiler     spec -> CompiledMapping (flat closures; read / write)
+    compiler     spec -> CompiledMapping (flat closures; read / read_stream / record_codec / write)
+    fastpath     the rules generated into one read function (dicts, or record bytes fused with the codec)
     check        diagnostics: schema, canonical types, contract fields, examples
     examples     the examples runner
     registry     MappingRegistry: load, atomic reload, lookup

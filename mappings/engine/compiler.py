@@ -6,6 +6,16 @@ that fills a plain dict, then one pydantic validation of the target model (measu
 are built by the ``money`` transform through ``Money.of`` (the same checks as the model, without
 a pydantic round), and the model accepts those instances as they are.
 
+Fast path (:mod:`mappings.engine.fastpath`): the same rules are also generated into one Python
+function, which ``read``, ``read_many`` and ``read_stream`` use for dict records: legacy fields
+read once, common transforms inlined, and the target model built directly when
+:func:`canonical.builder.model_plan` proves pydantic would keep the values as they are (checks
+a transform's declared results always pass are left out).  Anything unusual -- a failing rule,
+a value a check refuses, a record that is not a dict -- makes it give up and the closures and
+pydantic answer, exactly as before.  ``record_codec()`` fuses a copybook mapping with its codec:
+record bytes -> canonical object, decoding only the fields the rules read
+(``RecordCodec.projection``), for ``read_records`` (mapping failures become rejects).
+
 Writing (canonical -> legacy) walks the write rules in file order: read the canonical value,
 run the transforms' inverses in reverse order, set the legacy field (creating nested groups).
 
@@ -15,22 +25,25 @@ Errors name the mapping, the rule and the value (:class:`~mappings.engine.errors
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from canonical import MODELS, InvalidMoney
+from canonical.builder import model_plan
 
 from .binding import FieldType, SourceBinding, bind_source, field_type
 from .contracts import ContractError, FieldInfo, RecordContract
-from .errors import Diagnostic, MappingApplyError, MappingError
+from .errors import Diagnostic, MappedRecordError, MappingApplyError, MappingError
+from .fastpath import NoFastPath, ReadGen
+from .fastpath import put_nested as _put_nested
 from .paths import PathSyntaxError, SourcePath, parse_canonical_path, parse_source_path
 from .schema import UNSET, MappingSpec, Pos, Rule, TransformCall, load_spec
 from .transforms import REGISTRY, ParamError, TransformError, validate_params
 
-__all__ = ["CompiledMapping", "compile_spec"]
+__all__ = ["CompiledMapping", "MappedRecordCodec", "compile_spec"]
 
 Getter = Callable[[Any, Any], Any]
 #: inside `items`, `$parent.FIELD` reads the record that holds the list
@@ -144,16 +157,6 @@ def _canonical_getter(parts: tuple[str, ...]) -> Callable[[Any], Any]:
     return get
 
 
-def _put_nested(out: dict, parts: tuple[str, ...], v: Any) -> None:
-    node = out
-    for p in parts[:-1]:
-        nxt = node.get(p)
-        if nxt is None:
-            nxt = node[p] = {}
-        node = nxt
-    node[parts[-1]] = v
-
-
 def _chain(fns: list[Callable]) -> Callable | None:
     if not fns:
         return None
@@ -262,12 +265,30 @@ class _TransformCtx:
 
 
 # -- the compiled mapping --------------------------------------------------------------------------
+class _RuleSpec:
+    """One read rule, unfused, for the generated read function (see _ReadGen)."""
+
+    __slots__ = ("constant", "default", "dst", "fns", "guard", "parts", "required", "source")
+
+    def __init__(self, source: SourcePath | None, constant: Any, parts: list | None, fns: list[Callable],
+                 dst: tuple[str, ...], required: bool, default: Any, guard: Callable | None) -> None:
+        self.source = source
+        self.constant = constant
+        self.parts = parts  # [(SourcePath | None, constant or UNSET, [fns])]
+        self.fns = fns
+        self.dst = dst
+        self.required = required
+        self.default = default
+        self.guard = guard
+
+
 class _ReadPlan:
-    __slots__ = ("rules", "steps")
+    __slots__ = ("rules", "specs", "steps")
 
     def __init__(self) -> None:
         self.steps: list[tuple] = []
         self.rules: list[tuple[Rule, Getter | None]] = []
+        self.specs: list[_RuleSpec] = []
 
 
 class _WritePlan:
@@ -378,6 +399,16 @@ class CompiledMapping:
         self._steps = tuple(read_plan.steps)
         self._write_plan = write_plan
         self._validate = model.__pydantic_validator__.validate_python
+        #: the rules generated into one function: record dict -> object (see mappings.engine.fastpath)
+        self._fast_read: Callable[[dict, Any], Any] | None = None
+        self.fast_source: str | None = None
+        self._plan = model_plan(model)
+        try:
+            self._fast_read, self.fast_source, _ = ReadGen(read_plan.specs, "dict", _getter_for, self._validate,
+                                                           self._plan).build()
+        except NoFastPath:
+            pass
+        self._bytes_codec: MappedRecordCodec | None = None
 
     def __repr__(self) -> str:
         return f"<CompiledMapping {self.name} v{self.version}: {self.source_kind} -> {self.target} ({self.direction})>"
@@ -396,6 +427,12 @@ class CompiledMapping:
         ``context``: the context records this mapping declares (``source.context``), by name.
         Raises :class:`MappingApplyError`.
         """
+        fast = self._fast_read
+        if fast is not None and type(record) is dict:
+            try:
+                return fast(record, context)
+            except Exception:  # noqa: BLE001,S110 - the closures below give the answer or the error
+                pass
         try:
             out = _run_read(self._steps, record, context)
         except _RuleFailure as f:
@@ -406,18 +443,66 @@ class CompiledMapping:
             raise self._validation_error(exc, record, context) from None
 
     def read_many(self, records: Iterable[Any], context: Mapping[str, Any] | None = None) -> list[Any]:
-        steps, validate = self._steps, self._validate
-        result = []
-        append = result.append
+        """``[read(r, context) for r in records]`` (the first failure raises)."""
+        return list(self.read_stream(records, context))
+
+    def read_stream(self, records: Iterable[Any], context: Mapping[str, Any] | None = None, *,
+                    errors: str = "raise") -> Iterator[Any]:
+        """Read many records lazily: for each, exactly what :meth:`read` returns, with less overhead.
+
+        A record is a legacy record (a Mapping), or -- for copybook mappings -- the raw bytes of
+        one record, decoded with :meth:`record_codec` (exactly ``read(codec().decode(raw))``).
+        A record that fails raises its error (MappingApplyError; RecordDecodeError for bytes the
+        codec refuses) at that point, as read would; with ``errors="yield"`` the error instance
+        is yielded in the record's place instead and the stream carries on (quarantine it).
+        """
+        if errors not in ("raise", "yield"):
+            raise ValueError(f"errors must be 'raise' or 'yield', not {errors!r}")
+        return self._stream(records, context, errors == "yield")
+
+    def _stream(self, records: Iterable[Any], context: Any, keep_going: bool) -> Iterator[Any]:
+        from mappings.copybook import RecordDecodeError
+
+        one = self._reader(context)
         for record in records:
             try:
+                obj = one(record)
+            except (MappingApplyError, RecordDecodeError) as exc:
+                if not keep_going:
+                    raise
+                obj = exc
+            yield obj
+
+    def _reader(self, context: Any) -> Callable[[Any], Any]:
+        """``read(record, context)`` for one record of a stream (bytes included)."""
+        fast, validate, steps = self._fast_read, self._validate, self._steps
+        copybook = self.source_kind == "copybook"
+        decode_bytes: Callable[[Any], Any] | None = None
+
+        def one(record: Any) -> Any:
+            nonlocal decode_bytes
+            if type(record) is dict and fast is not None:
+                try:
+                    return fast(record, context)
+                except Exception:  # noqa: BLE001,S110 - the closures below give the answer or the error
+                    pass
+            elif copybook and isinstance(record, bytes | bytearray | memoryview):
+                if decode_bytes is None:
+                    decode_bytes = self._bytes().decode
+                try:
+                    return decode_bytes(record)
+                except MappedRecordError as exc:  # as read(codec.decode(raw)) reports it
+                    raise exc.mapping_error from exc.mapping_error.__cause__  # type: ignore[union-attr]
+            try:
                 out = _run_read(steps, record, context)
-                append(validate(out))
             except _RuleFailure as f:
                 raise self._rule_error(f, record, context) from f.__cause__
+            try:
+                return validate(out)
             except ValidationError as exc:
                 raise self._validation_error(exc, record, context) from None
-        return result
+
+        return one
 
     def _rule_error(self, f: _RuleFailure, record: Any, context: Any) -> MappingApplyError:
         rule, get = self._read_plan.rules[f.index]
@@ -449,6 +534,36 @@ class CompiledMapping:
         return _run_write(self, self._write_plan, obj)
 
     # -- copybook sources -----------------------------------------------------------------------
+    def record_codec(self, **options: Any) -> MappedRecordCodec:
+        """This copybook mapping as a record codec whose ``decode(bytes)`` gives the canonical object.
+
+        ``record_codec(**options).decode(raw)`` is exactly ``read(codec(**options).decode(raw))``,
+        fused: a generated function decodes only the fields the rules read (the others are still
+        checked, see ``RecordCodec.projection``), applies the rules and validates the model.  It
+        plugs into ``read_records`` (alone or in a ``MultiLayoutCodec``): a record the codec refuses
+        becomes a ``Reject`` of kind ``decode``, one the mapping refuses a ``Reject`` of kind
+        ``mapping`` (``decode`` raises :class:`MappedRecordError`, a ``RecordDecodeError`` carrying
+        the MappingApplyError).
+        """
+        return MappedRecordCodec(self, self.codec(**options))
+
+    def _bytes(self) -> MappedRecordCodec:
+        codec = self._bytes_codec
+        if codec is None:
+            codec = self._bytes_codec = self.record_codec()
+        return codec
+
+    def _fused(self, codec: Any) -> tuple[Callable[[bytes], Any], str] | None:
+        """bytes -> canonical object through codec.projection and the generated rules, or None."""
+        if self.spec.source.context:
+            return None
+        try:
+            fn, source, _ = ReadGen(self._read_plan.specs, "tuple", _getter_for, self._validate,
+                                    self._plan).build(project=codec.projection)
+        except NoFastPath:
+            return None
+        return fn, source
+
     def codec(self, **options: Any):
         """A ``RecordCodec`` for a copybook source's record (codepage from the mapping file unless given).
 
@@ -466,9 +581,86 @@ class CompiledMapping:
         options.setdefault("codepage", contract.get("codepage", "cp037"))
         views = contract.get("views")
         if views and "redefines" not in options:
-            options["redefines"] = view_selector(views)
+            options["redefines"] = view_choices(views, layout)
         options.setdefault("view_errors", "null")
         return RecordCodec(layout, **options)
+
+
+def _getter_for(path: SourcePath) -> Getter:
+    if path.context is not None:
+        return _context_getter(path.context, path.segments)
+    return _record_getter(path.segments)
+
+
+class MappedRecordCodec:
+    """A copybook mapping as a record codec (see :meth:`CompiledMapping.record_codec`).
+
+    Has what ``read_records`` and ``MultiLayoutCodec`` use of a RecordCodec: ``name``, ``size``,
+    ``variable``, ``trailing``, ``layout`` and ``decode(bytes)`` -- which returns the canonical
+    object.  ``has_fast_path``: whether the fused function exists (else decode, then read).
+    """
+
+    def __init__(self, mapping: CompiledMapping, codec: Any) -> None:
+        self.mapping = mapping
+        self.codec = codec
+        self.name = codec.name
+        self.size = codec.size
+        self.variable = codec.variable
+        self.trailing = codec.trailing
+        self.layout = codec.layout
+        fused = mapping._fused(codec) if not codec.variable else None
+        self.has_fast_path = fused is not None
+        self.fast_source = fused[1] if fused is not None else None
+        #: for readers: bytes of exactly `size` -> the object, or an exception (then `decode` answers)
+        self._fast = fused[0] if fused is not None else None
+        self.decode = self._make_decode(fused[0] if fused is not None else None)  # type: ignore[method-assign]
+
+    def _make_decode(self, fused: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+        size, lenient = self.size, self.trailing == "ignore"
+        decode_values, read, codec = self.codec.decode, self.mapping.read, self.codec
+
+        def slow(buf: bytes) -> Any:
+            values = decode_values(buf)  # RecordDecodeError: the record's bytes are refused
+            try:
+                return read(values)
+            except MappingApplyError as exc:
+                raise MappedRecordError.of(exc, codec, buf) from exc
+
+        if fused is None:
+            return slow
+
+        def decode(buf: bytes) -> Any:
+            n = len(buf)
+            if n == size or (lenient and n > size):
+                try:
+                    return fused(buf)
+                except Exception:  # noqa: BLE001,S110 - slow() gives the answer or the error
+                    pass
+            return slow(buf)
+
+        return decode
+
+    def decode(self, buf: bytes) -> Any:  # pragma: no cover - replaced per instance in __init__
+        """One record's bytes -> the canonical object (RecordDecodeError / MappedRecordError)."""
+        raise NotImplementedError
+
+
+def view_choices(views: Mapping[str, Mapping[str, Any]], layout: Any) -> dict[str, Any]:
+    """``views:`` as a RecordCodec ``redefines=`` dict of :class:`~mappings.copybook.ChooseBy`.
+
+    Decides exactly what :func:`view_selector` decides (an area is matched by the name of the
+    redefined item; other keys are ignored), but the codec's generated decoder evaluates it inline
+    instead of calling back per record with a dict of the values decoded so far.
+    """
+    from mappings.copybook import ChooseBy
+
+    areas = {str(area).upper(): spec for area, spec in views.items()}
+    chosen: dict[str, Any] = {}
+    for item in layout.iter_tree():
+        spec = areas.get(item.name) if item.redefined_by else None
+        if spec is not None:
+            chosen[item.path] = ChooseBy(spec["field"], spec.get("map") or {}, spec.get("default"))
+    return chosen
 
 
 def view_selector(views: Mapping[str, Mapping[str, Any]]) -> Callable[[str, Mapping[str, Any]], Any]:
@@ -604,6 +796,7 @@ class _Compiler:
             def pred(r, c):
                 v = get(r, c)
                 return (v.strip() if isinstance(v, str) else v) not in values
+        pred.spec = (scope.parse(g.field), g.op == "in", values)  # type: ignore[attr-defined] - for codegen
         return pred
 
     # -- read ---------------------------------------------------------------------------------------
@@ -647,17 +840,23 @@ class _Compiler:
             if (path is not None and rule.parts is None and rule.constant is UNSET and path.context is None
                     and len(path.segments) == 1):
                 src_key = path.segments[0]
-            plan.steps.append(_make_step(get, src_key, fn, dst, rule.required, rule.default,
-                                         self.guard(scope, rule)))
+            guard = self.guard(scope, rule)
+            plan.steps.append(_make_step(get, src_key, fn, dst, rule.required, rule.default, guard))
             plan.rules.append((rule, get))
+            plan.specs.append(_RuleSpec(
+                path if rule.parts is None and rule.constant is UNSET else None, rule.constant,
+                getattr(get, "parts", None) if rule.parts is not None else None, fns, dst, rule.required,
+                rule.default, guard))
         return plan
 
     def parts_getter(self, scope: _Scope, rule: Rule) -> Getter | None:
         getters = []
+        spec: list[tuple[SourcePath | None, Any, list[Callable]]] = []
         for part in rule.parts or []:
             path = self.source_path(part)
             if part.constant is not UNSET:
                 getters.append((None, lambda r, c, _v=part.constant: _v, None))
+                spec.append((None, part.constant, []))
                 continue
             if path is None:
                 self.error(part.pos, "a part needs `from` (or `constant`)")
@@ -672,6 +871,7 @@ class _Compiler:
                 return None
             key = path.segments[0] if path.context is None and len(path.segments) == 1 else None
             getters.append((key, get, _chain(fns)))
+            spec.append((path, UNSET, fns))
         parts = tuple(getters)
 
         def get_parts(r, c):
@@ -689,6 +889,7 @@ class _Compiler:
                 values.append(v)
             return values
 
+        get_parts.parts = spec  # type: ignore[attr-defined] - for codegen
         return get_parts
 
     def items_reader(self, scope: _Scope, rule: Rule, path: SourcePath | None,

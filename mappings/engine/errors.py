@@ -16,7 +16,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Diagnostic", "MappingApplyError", "MappingEngineError", "MappingError", "did_you_mean"]
+from mappings.copybook.errors import RecordDecodeError
+
+__all__ = ["Diagnostic", "MappedRecordError", "MappingApplyError", "MappingEngineError", "MappingError",
+           "did_you_mean"]
 
 
 def did_you_mean(word: str, candidates: Iterable[str], *, n: int = 1, cutoff: float = 0.6) -> str | None:
@@ -100,3 +103,37 @@ class MappingApplyError(MappingEngineError, ValueError):
         if has_value:
             parts.append(f"value {value!r}")
         super().__init__(", ".join(parts) + f": {reason}")
+
+
+class MappedRecordError(RecordDecodeError):
+    """A record the codec decoded but its mapping refused, raised by ``record_codec().decode``.
+
+    A ``RecordDecodeError`` so that ``read_records`` turns it into a ``Reject`` (of kind
+    ``"mapping"``) instead of stopping; ``mapping_error`` is the :class:`MappingApplyError`,
+    ``field_path`` / ``record_offset`` / ``data`` point at the rule's source field when it is
+    a field of the record.
+    """
+
+    reject_kind = "mapping"
+
+    def __init__(self, reason: str, *, mapping_error: MappingApplyError | None = None, **kwargs: Any) -> None:
+        self.mapping_error = mapping_error
+        super().__init__(reason, **kwargs)
+
+    @classmethod
+    def of(cls, exc: MappingApplyError, codec: Any, record: bytes) -> MappedRecordError:
+        item = None
+        if exc.source:
+            try:
+                item = codec._item_at(tuple(exc.source.split(".")))
+            except Exception:  # noqa: BLE001 - only for locating the field
+                item = None
+        if item is None or item.occurs is not None:
+            return cls(str(exc), mapping_error=exc, field_path=exc.source)
+        return cls(str(exc), mapping_error=exc, field_path=item.path, record_offset=item.offset,
+                   data=bytes(record[item.offset:item.offset + item.length]))
+
+    def located(self, *, record_no: int | None, record_start: int | None) -> MappedRecordError:
+        err = super().located(record_no=record_no, record_start=record_start)
+        err.mapping_error = self.mapping_error  # type: ignore[attr-defined]
+        return err  # type: ignore[return-value]

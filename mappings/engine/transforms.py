@@ -14,6 +14,13 @@ rule into small closures (see :mod:`mappings.engine.compiler`):
 ``None`` passes through every transform unchanged (except ``null_if``'s inverse and ``date``'s
 inverse, which turn it into the legacy "no value"). Bad input raises :class:`TransformError`,
 which the engine reports with the mapping, rule, field and value.
+
+Fast path: a forward closure may carry ``fn.pure = True`` (it never reads ``record`` or
+``context``) and ``fn.fast = (template, constants, fields)``, an inline Python expression the
+compiler pastes into the mapping's generated read function: ``{v}`` is the value's variable,
+``{F}`` the closure itself, ``{f0}``... the values of the legacy ``fields`` it reads (paths), and
+other ``{name}`` the given constants.  The expression must evaluate to exactly what the closure
+returns, or raise (the engine then runs the closures, which give the answer or the error).
 """
 
 from __future__ import annotations
@@ -85,9 +92,35 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+def _inline(fn: Fn, template: str | None = None, fields: tuple[str, ...] = (), **consts: Any) -> Fn:
+    """Mark *fn* as pure (value only) or give its inline form (see the module docstring)."""
+    if not fields:
+        fn.pure = True  # type: ignore[attr-defined]
+    if template is not None:
+        fn.fast = (template, consts, fields)  # type: ignore[attr-defined]
+    return fn
+
+
+def _returns(fn: Fn, *, types: frozenset[type] | None = None, values: tuple | None = None,
+             aware: bool = False) -> Fn:
+    """Declare what *fn* returns whenever it returns: values of exactly these *types* (aware
+    datetimes if *aware*), or one of these *values*.  The engine's generated code skips the
+    model checks such values always pass."""
+    fn.returns = {"types": types, "values": values, "aware": aware}  # type: ignore[attr-defined]
+    return fn
+
+
 # -- text --------------------------------------------------------------------------------------
+_STR_OR_NONE = frozenset({str, type(None)})
+
+
 def _trim_forward(p: dict, ctx: Any) -> Fn:
-    side = p["side"]
+    fn = _returns(_trim_closure(p["side"]), types=_STR_OR_NONE)
+    method = {"right": "rstrip", "left": "lstrip"}.get(p["side"], "strip")
+    return _inline(fn, f"({{v}}.{method}() if type({{v}}) is str else {{F}}({{v}}, None, None))")
+
+
+def _trim_closure(side: str) -> Fn:
     if side == "right":
         def fn(v, r, c):
             if type(v) is str:
@@ -154,7 +187,7 @@ def _case_forward(p: dict, ctx: Any) -> Fn:
             return None
         raise TransformError(f"case needs text, got {_kind(v)}")
 
-    return fn
+    return _inline(fn)
 
 
 def _case_inverse(p: dict, ctx: Any) -> InvFn:
@@ -183,7 +216,9 @@ def _null_if_forward(p: dict, ctx: Any) -> Fn:
         except TypeError:
             return v
 
-    return fn
+    # unhashable values raise TypeError inline: the closure then answers
+    fn.passes_through = True  # type: ignore[attr-defined] - returns its input or None
+    return _inline(fn, "(None if {v} in {nulls} else {v})", nulls=nulls)
 
 
 def _null_if_inverse(p: dict, ctx: Any) -> InvFn:
@@ -214,7 +249,7 @@ def _split_forward(p: dict, ctx: Any) -> Fn:
         part = parts[index]
         return part.strip() if strip else part
 
-    return fn
+    return _inline(fn)
 
 
 def _split_inverse(p: dict, ctx: Any) -> InvFn:
@@ -260,7 +295,10 @@ def _concat_forward(p: dict, ctx: Any) -> Fn:
             v = ["" if x is None else x for x in v]
         return sep.join(map(str, v))
 
-    return fn
+    fn.join_parts = sep  # type: ignore[attr-defined] - see ReadGen: f"{a}{sep}{b}" of str / int parts
+    return _inline(_returns(fn, types=_STR_OR_NONE),
+                   "({sep}.join(map(str, {v})) if type({v}) is list and None not in {v} else {F}({v}, None, None))",
+                   sep=sep)
 
 
 def _concat_inverse(p: dict, ctx: Any) -> InvFn:
@@ -336,7 +374,7 @@ def _decimal_forward(p: dict, ctx: Any) -> Fn:
             return None
         return quantize(v if type(v) is Decimal else _exact_decimal(v, "decimal"))
 
-    return fn
+    return _inline(fn)
 
 
 def _decimal_inverse(p: dict, ctx: Any) -> InvFn:
@@ -379,7 +417,7 @@ def _implied_forward(p: dict, ctx: Any) -> Fn:
             return Decimal(v).scaleb(negate_scale)
         raise TransformError(f"implied_decimal needs a digit string, got {_kind(v)}")
 
-    return fn
+    return _inline(fn)
 
 
 def _implied_inverse(p: dict, ctx: Any) -> InvFn:
@@ -440,7 +478,9 @@ def _integer_forward(p: dict, ctx: Any) -> Fn:
         i = v if type(v) is int else _as_int(v, "integer")
         return str(i) if as_text else i
 
-    return fn
+    if as_text:
+        return _inline(fn, "(str({v}) if type({v}) is int else {F}({v}, None, None))")
+    return _inline(fn, "({v} if type({v}) is int else {F}({v}, None, None))")
 
 
 def _integer_inverse(p: dict, ctx: Any) -> InvFn:
@@ -563,6 +603,7 @@ def _date_parser(fmt: str, pivot: int) -> Callable[[Any], dt.date | None]:
         cache[v] = d
         return d
 
+    parse.cache = cache  # type: ignore[attr-defined] - read by inline forms (a hit is the answer)
     return parse
 
 
@@ -597,6 +638,9 @@ def _date_formatter(fmt: str, pivot: int) -> Callable[[dt.date], str]:
     return fmt_date
 
 
+_MISS = object()
+
+
 def _date_forward(p: dict, ctx: Any) -> Fn:
     parse = _date_parser(p["format"], p["pivot"])
 
@@ -605,7 +649,9 @@ def _date_forward(p: dict, ctx: Any) -> Fn:
             return None
         return parse(v)
 
-    return fn
+    # the parser caches by input value (never None): a cache hit is the parsed date
+    return _inline(fn, "(_t if (_t := {cache}.get({v}, {miss})) is not {miss} else {F}({v}, None, None))",
+                   cache=parse.cache, miss=_MISS)
 
 
 def _date_inverse(p: dict, ctx: Any) -> InvFn:
@@ -685,7 +731,7 @@ def _time_formatter(fmt: str) -> Callable[[dt.time], str]:
 
 def _time_forward(p: dict, ctx: Any) -> Fn:
     parse = _time_parser(p["format"])
-    return lambda v, r, c: None if v is None else parse(v)
+    return _inline(lambda v, r, c: None if v is None else parse(v))
 
 
 def _time_inverse(p: dict, ctx: Any) -> InvFn:
@@ -768,9 +814,33 @@ def _datetime_forward(p: dict, ctx: Any) -> Fn:
         t = hms(raw) if raw is not None else None
         if t is None:
             raise TransformError(f"datetime: the time field {field} is empty")
-        return new(d.year, d.month, d.day, t[0], t[1], t[2], tzinfo=tz)
+        return new(d.year, d.month, d.day, t[0], t[1], t[2], 0, tz)  # positional tzinfo: half the cost
 
-    return fn
+    dates = parse_date.cache
+
+    def of_values(v, raw):
+        """fn given the time field's value (no record): the fast path's form."""
+        d = dates.get(v, _MISS)
+        if d is _MISS:
+            if v is None:
+                return None
+            d = parse_date(v)
+        if d is None:
+            return None
+        if type(raw) is int and 0 <= raw < 240000:
+            hh, rest = divmod(raw, 10000)
+            mm, ss = divmod(rest, 100)
+            if mm < 60 and ss < 60 and fast_hms:
+                return new(d.year, d.month, d.day, hh, mm, ss, 0, tz)
+        t = hms(raw) if raw is not None else None
+        if t is None:
+            raise TransformError(f"datetime: the time field {field} is empty")
+        return new(d.year, d.month, d.day, t[0], t[1], t[2], 0, tz)
+
+    fast_hms = p["time"] == "HHMMSS"
+    # new(..., 0, tz): an aware datetime (UTC or a ZoneInfo, both always give an offset), or None
+    return _returns(_inline(fn, "{of}({v}, {f0})", (p["time_field"],), of=of_values),
+                    types=frozenset({dt.datetime, type(None)}), aware=True)
 
 
 def _datetime_inverse(p: dict, ctx: Any) -> InvFn:
@@ -867,7 +937,11 @@ def _code_forward(p: dict, ctx: Any) -> Fn:
             return other
         raise TransformError(f"unknown code {v!r} (known: {known})")
 
-    return fn
+    fn = _returns(fn, values=(*table.values(), *((other,) if has_other else ()), None))
+    if None in table:  # fn(None) is None, a table hit would not be
+        return _inline(fn)
+    return _inline(fn, "(_t if (_t := {table}.get({v}, {miss})) is not {miss} else {F}({v}, None, None))",
+                   table=table, miss=_MISS)
 
 
 def _code_inverse(p: dict, ctx: Any) -> InvFn:
@@ -960,6 +1034,9 @@ _register(TransformDef(
 ))
 
 
+_MONEY_OR_NONE = frozenset({Money, type(None)})  # Money.of builds exactly a Money
+
+
 def _money_forward(p: dict, ctx: Any) -> Fn:
     fixed = p["currency_code"]
     get = ctx.getter(p["currency"]) if p["currency"] else None
@@ -971,6 +1048,7 @@ def _money_forward(p: dict, ctx: Any) -> Fn:
     of = Money.of
     key = ctx.simple_key(p["currency"]) if p["currency"] else None
 
+    # inline: Money.of straight away (an InvalidMoney raised there makes the closure answer)
     if key is not None:
         def fn_key(v, r, c):
             if v is None:
@@ -986,7 +1064,8 @@ def _money_forward(p: dict, ctx: Any) -> Fn:
             except InvalidMoney as exc:
                 raise TransformError(f"money: {exc}") from None
 
-        return fn_key
+        return _returns(_inline(fn_key, "(None if {v} is None else {of}({v}, {f0}.strip() if type({f0}) is str "
+                                "else {f0}))", (p["currency"],), of=of), types=_MONEY_OR_NONE)
 
     def fn(v, r, c):
         if v is None:
@@ -1002,7 +1081,11 @@ def _money_forward(p: dict, ctx: Any) -> Fn:
         except InvalidMoney as exc:
             raise TransformError(f"money: {exc}") from None
 
-    return fn
+    fn = _returns(fn, types=_MONEY_OR_NONE)
+    if get is None:
+        return _inline(fn, "(None if {v} is None else {of}({v}, {cur}))", of=of, cur=fixed)
+    return _inline(fn, "(None if {v} is None else {of}({v}, {f0}.strip() if type({f0}) is str else {f0}))",
+                   (p["currency"],), of=of)
 
 
 def _money_inverse(p: dict, ctx: Any) -> InvFn:
