@@ -67,7 +67,8 @@ def build_gateways(settings: Settings, metrics: Metrics, *,
 
     routing = settings.routing.to_adapter_settings()
     fallbacks = {op: backend for op, backend in settings.routing.fallbacks.items() if backend in account_sources}
-    accounts = RoutedAccountSource(account_sources, routing.routes, fallbacks)
+    accounts: Any = RoutedAccountSource(account_sources, routing.routes, fallbacks)
+    accounts = _with_batch(settings, registry, accounts, closers)
     customers = RoutedCustomerSource(customer_sources, routing.routes)
     transfers = ResilientTransferGateway(soap, soap_write, inquire_pipeline=soap_read, observer=observe)
 
@@ -80,6 +81,34 @@ def build_gateways(settings: Settings, metrics: Metrics, *,
 
     return Gateways(customers=customers, accounts=accounts, transfers=transfers, health=resilience.snapshot,
                     close=close, mappings_loaded=lambda: len(registry) > 0)
+
+
+def _with_batch(settings: Settings, registry: MappingRegistry, accounts: Any, closers: list[Callable[[], Any]]) -> Any:
+    """``batch.history_mode`` (history from the read model, alone or merged) and the scheduled pull."""
+    batch = settings.batch
+    if not batch.uses_store:
+        return accounts
+    from api.batch.history import BatchHistoryAccountSource
+    from api.batch.store import open_store
+
+    store = open_store(batch.store_target)
+    if batch.schedule_interval_seconds > 0:
+        from api.batch.scheduler import PullScheduler, pull_job
+
+        sftp = settings.backends.sftp
+
+        def dropbox() -> Any:
+            from adapters.sftp import SftpBatchDropbox
+
+            return SftpBatchDropbox(sftp.to_adapter_settings())
+
+        scheduler = PullScheduler(pull_job(store, registry, batch, dropbox, outbox=sftp.outbox),
+                                  batch.schedule_interval_seconds).start()
+        closers.append(scheduler.stop)  # before the store closes: a run in progress finishes first
+    closers.append(store.close)
+    if batch.history_mode == "core":
+        return accounts
+    return BatchHistoryAccountSource(accounts, store, batch.history_mode)
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:

@@ -30,6 +30,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from api.batch.settings import BatchSettings
 from api.store.settings import StoreSettings
 
 __all__ = [
@@ -314,6 +315,7 @@ class Settings(BaseSettings):
     mappings_dir: Path | None = Field(None, description="mapping files; None: the packaged mappings/")
     store: StoreSettings = Field(default_factory=StoreSettings,
                                  description="idempotency keys and the transfer intent log (backend none: off)")
+    batch: BatchSettings = Field(default_factory=BatchSettings, description="batch read model, pull, history mode")
 
     @field_validator("cursor_secret")
     @classmethod
