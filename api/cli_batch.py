@@ -7,7 +7,8 @@
 
 SFTP settings come from the facade's configuration (``COREBRIDGE_BACKENDS__SFTP__HOST`` ...), each
 overridable by a flag. The store is a SQLite path or a PostgreSQL DSN (``--store`` or
-``COREBRIDGE_BATCH_STORE``; default ``var/batch/batch.db``).
+``COREBRIDGE_BATCH__STORE``, the same variable the facade's ``batch`` settings read; default
+``var/batch/batch.db``).
 
 Exit codes: 0 all good, 1 a file was quarantined / a payment was rejected / no ack in time, 2 the
 command could not run (configuration, connection, duplicate references).
@@ -36,9 +37,9 @@ __all__ = ["batch_app", "build_dropbox"]
 batch_app = typer.Typer(help="Batch files over the core's SFTP dropbox: pull history, push payments.",
                         no_args_is_help=True)
 
-StoreOpt = Annotated[str, typer.Option("--store", envvar="COREBRIDGE_BATCH_STORE",
+StoreOpt = Annotated[str, typer.Option("--store", envvar="COREBRIDGE_BATCH__STORE",
                                        help="SQLite path or postgresql:// DSN of the batch store")]
-WorkDirOpt = Annotated[Path, typer.Option("--work-dir", envvar="COREBRIDGE_BATCH_WORK_DIR",
+WorkDirOpt = Annotated[Path, typer.Option("--work-dir", envvar="COREBRIDGE_BATCH__WORK_DIR",
                                           help="local folders: incoming, archive, quarantine, rejects, outgoing")]
 HostOpt = Annotated[str | None, typer.Option("--host", help="SFTP host (default: configuration)")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="SFTP port")]
