@@ -19,6 +19,8 @@ from tests.support import IN_CI, MISSING, require, require_tool
 
 __all__ = ["require", "require_tool"]
 
+pytest_plugins = ["tests.fixtures_mock"]
+
 #: loggers of the other side of the contract (the mock core prints its own data freely)
 FOREIGN_LOGGERS = ("mock_mainframe",)
 

@@ -26,14 +26,12 @@ from typer.testing import CliRunner
 from adapters.sftp import SftpBatchDropbox, SftpSettings
 from api.batch import BatchStore, PullDirs, TxnhistIngestor, open_store, pull
 from api.cli import app
-from mappings.engine import MappingRegistry
 from mock_mainframe.batch.eod import EodWriter, build_txnhist, file_sequence, signed_amount, txnhist_name
 from mock_mainframe.batch.files import atomic_write
 from mock_mainframe.config import MockConfig
 from mock_mainframe.faults import FaultInjector, FaultRule
 from mock_mainframe.ledger.legacy import to_cyymmdd
 from mock_mainframe.ledger.posting import PostingEngine
-from mock_mainframe.ledger.seed import seed_sqlite
 from mock_mainframe.ledger.store import Ledger
 from mock_mainframe.sftp.server import SftpFace
 from tests.support import fresh_pg_database
@@ -44,32 +42,6 @@ DAYS = 3
 
 
 # -- the mock mainframe ----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def seeded_template(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ledger-template") / "ledger.db"
-    seed_sqlite(path, seed=7, customers=40)
-    return path
-
-
-@pytest.fixture(scope="module")
-def registry() -> MappingRegistry:
-    return MappingRegistry.load()
-
-
-@pytest.fixture
-def ledger(seeded_template, tmp_path):
-    path = tmp_path / "ledger.db"
-    path.write_bytes(seeded_template.read_bytes())
-    led = Ledger(path)
-    yield led
-    led.close()
-
-
-@pytest.fixture
-def faults() -> FaultInjector:
-    return FaultInjector(seed=42)
-
-
 @pytest.fixture
 def config(tmp_path) -> MockConfig:
     return MockConfig(data_dir=tmp_path / "mock", sftp_port=0)

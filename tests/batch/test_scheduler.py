@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +18,6 @@ from mock_mainframe.batch.eod import EodWriter, txnhist_name
 from mock_mainframe.config import MockConfig
 from mock_mainframe.faults import FaultInjector
 from mock_mainframe.ledger.posting import PostingEngine
-from mock_mainframe.ledger.seed import seed_sqlite
-from mock_mainframe.ledger.store import Ledger
 from mock_mainframe.sftp.server import SftpFace
 
 INTERVAL = 0.3
@@ -33,22 +30,6 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
-
-
-@pytest.fixture(scope="module")
-def seeded_template(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("sched-ledger") / "ledger.db"
-    seed_sqlite(path, seed=7, customers=20)
-    return path
-
-
-@pytest.fixture
-def ledger(seeded_template, tmp_path):
-    path = tmp_path / "ledger.db"
-    path.write_bytes(seeded_template.read_bytes())
-    led = Ledger(path)
-    yield led
-    led.close()
 
 
 @pytest.fixture

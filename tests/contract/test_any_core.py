@@ -15,12 +15,6 @@ from adapters.errors import RecordNotFound
 from adapters.odbc import OdbcCore, OdbcSettings
 from adapters.sftp import SftpBatchDropbox, SftpSettings
 from adapters.soap import SoapCore, SoapSettings
-from mappings.engine import MappingRegistry
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return MappingRegistry.load()
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ from adapters.odbc import (
 from adapters.odbc_errors import convert
 from adapters.ports import AccountSource, CustomerSource
 from canonical import Account, Balance, Customer, Page, Transaction, Transfer
-from mappings.engine import MAPPINGS_DIR, MappingRegistry
+from mappings.engine import MAPPINGS_DIR
 from mappings.engine.contracts import load_ddl
 from mock_mainframe.ledger.legacy import from_cyymmdd
 from mock_mainframe.ledger.posting import PostingEngine, TransferRequest
@@ -92,11 +92,6 @@ def post_samples(ledger: Ledger) -> dict[str, str]:
     for amount in ("1.00", "2.00"):
         assert engine.post(TransferRequest(refs["twice"], dst, src, Decimal(amount), "EUR")).posted
     return refs
-
-
-@pytest.fixture(scope="module")
-def registry() -> MappingRegistry:
-    return MappingRegistry.load()
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -16,13 +16,7 @@ from adapters.errors import BackendFault, BackendTimeout, BackendUnavailable, Ci
 from adapters.resilience import BreakerConfig, Pipeline, ResilienceConfig, State
 from adapters.resilient import ResilientAccountSource
 from adapters.soap import SoapCore, SoapSettings
-from mappings.engine import MappingRegistry
 from mock_mainframe.faults import FaultRule
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return MappingRegistry.load()
 
 
 @pytest.fixture

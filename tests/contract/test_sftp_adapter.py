@@ -52,38 +52,15 @@ from mock_mainframe.config import MockConfig
 from mock_mainframe.faults import FaultInjector, FaultRule
 from mock_mainframe.ledger.legacy import to_cyymmdd
 from mock_mainframe.ledger.posting import PostingEngine
-from mock_mainframe.ledger.seed import seed_sqlite
 from mock_mainframe.ledger.store import Ledger
 from mock_mainframe.sftp.server import SftpFace
 from tests.fakes.dropbox import FakeBatchDropbox
 
 pytestmark = pytest.mark.contract
 
-SMALL_CUSTOMERS = 40
 
 
 # -- the mock mainframe -------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def seeded_template(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ledger-template") / "ledger.db"
-    seed_sqlite(path, seed=7, customers=SMALL_CUSTOMERS)
-    return path
-
-
-@pytest.fixture
-def ledger(seeded_template, tmp_path) -> Ledger:
-    path = tmp_path / "ledger.db"
-    path.write_bytes(seeded_template.read_bytes())
-    led = Ledger(path)
-    yield led
-    led.close()
-
-
-@pytest.fixture
-def faults() -> FaultInjector:
-    return FaultInjector(seed=42)
-
-
 @pytest.fixture
 def config(tmp_path) -> MockConfig:
     return MockConfig(data_dir=tmp_path / "mock", sftp_port=0)

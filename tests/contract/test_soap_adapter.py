@@ -47,11 +47,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- fixtures and helpers ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def registry() -> MappingRegistry:
-    return MappingRegistry.load()
-
-
 def settings_for(core, **overrides) -> SoapSettings:
     values = dict(endpoint=core.soap_url, username=core.soap_user, password=core.soap_password,
                   connect_timeout=3, read_timeout=10)
