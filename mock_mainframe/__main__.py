@@ -86,15 +86,9 @@ def banner(mock) -> str:
 def write_endpoints(mock, known_hosts: Path) -> Path:
     """``<data-dir>/endpoints.json``: the banner in machine-readable form, written once all faces are up
     (temp file, then rename), so a launcher can wait for it instead of parsing text."""
-    cfg, ep = mock.config, mock.endpoints
-    data = {
-        "soap_url": ep.soap_url, "wsdl_url": ep.wsdl_url, "soap_user": cfg.soap_user,
-        "soap_password": cfg.soap_password, "sftp_host": ep.sftp_host, "sftp_port": ep.sftp_port,
-        "sftp_user": cfg.sftp_user, "sftp_password": cfg.sftp_password,
-        "sftp_key": str(cfg.client_key_path.resolve()), "sftp_fingerprint": ep.sftp_fingerprint,
-        "known_hosts": str(known_hosts.resolve()), "odbc": ep.odbc_connection_string, "admin_url": ep.admin_url,
-        "business_date": mock.ledger.business_date().isoformat(), "pid": os.getpid(),
-    }
+    cfg = mock.config
+    data = {**mock.endpoints_dict(), "known_hosts": str(known_hosts.resolve()),
+            "business_date": mock.ledger.business_date().isoformat(), "pid": os.getpid()}
     path = cfg.data_dir / "endpoints.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")

@@ -123,6 +123,18 @@ class MockMainframe:
             sftp_known_hosts_line=self.sftp.known_hosts_line(),
             odbc_connection_string=self.odbc_connection_string, admin_url=self.admin.url)
 
+    def endpoints_dict(self) -> dict[str, Any]:
+        """Every address and demo credential as plain JSON values (what ``endpoints.json`` holds)."""
+        cfg, ep = self.config, self.endpoints
+        return {
+            "soap_url": ep.soap_url, "wsdl_url": ep.wsdl_url, "soap_user": cfg.soap_user,
+            "soap_password": cfg.soap_password, "sftp_host": ep.sftp_host, "sftp_port": ep.sftp_port,
+            "sftp_user": cfg.sftp_user, "sftp_password": cfg.sftp_password,
+            "sftp_key": str(cfg.client_key_path.resolve()), "sftp_fingerprint": ep.sftp_fingerprint,
+            "known_hosts": str((cfg.keys_dir / "known_hosts").resolve()), "odbc": ep.odbc_connection_string,
+            "admin_url": ep.admin_url,
+        }
+
     def status(self) -> dict[str, Any]:
         assert self.ledger is not None
         ep = self.endpoints

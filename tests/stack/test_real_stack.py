@@ -34,11 +34,7 @@ def mock(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stack(mock):
-    ep, cfg = mock.endpoints, mock.config
-    endpoints = {"soap_url": ep.soap_url, "soap_user": cfg.soap_user, "soap_password": cfg.soap_password,
-                 "odbc": ep.odbc_connection_string, "sftp_host": ep.sftp_host, "sftp_port": ep.sftp_port,
-                 "sftp_user": cfg.sftp_user, "sftp_key": str(cfg.client_key_path),
-                 "sftp_fingerprint": ep.sftp_fingerprint}
+    endpoints = mock.endpoints_dict()
     settings = demo_settings(endpoints, "127.0.0.1", 8000)
     settings = settings.model_copy(update={"resilience": settings.resilience.model_copy(update={
         "soap": settings.resilience.soap.model_copy(update={

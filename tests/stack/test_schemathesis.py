@@ -94,11 +94,7 @@ def mock(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def facade(mock):
-    ep, cfg = mock.endpoints, mock.config
-    endpoints = {"soap_url": ep.soap_url, "soap_user": cfg.soap_user, "soap_password": cfg.soap_password,
-                 "odbc": ep.odbc_connection_string, "sftp_host": ep.sftp_host, "sftp_port": ep.sftp_port,
-                 "sftp_user": cfg.sftp_user, "sftp_key": str(cfg.client_key_path),
-                 "sftp_fingerprint": ep.sftp_fingerprint}
+    endpoints = mock.endpoints_dict()
     settings = demo_settings(endpoints, "127.0.0.1", 8000)
     # one client sends hundreds of requests a second here: the per-client rate limit would turn most of
     # them into 429s before they reach a backend (tests/api/test_ratelimit.py covers the limit)
