@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(r["name"], _fmt(r["value"]), r["unit"], str(r["baseline"]), _fmt(r["baseline_value"]),
                       _fmt(r["ratio"]), str(r["target"]))
     console.print(table)
+    if args.only and args.out.exists():  # a partial run updates its rows and keeps the others
+        fresh = {r["name"] for r in rows}
+        kept = [r for r in json.loads(args.out.read_text()) if r.get("name") not in fresh]
+        rows = kept + rows
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
     console.print(f"wrote {args.out}")
     if failures:
