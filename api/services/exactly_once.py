@@ -10,11 +10,13 @@ the same key meanwhile is 409; the same key with another body is 422; once the o
 stored response is replayed byte for byte.
 
 An answer lost after the request was sent (``outcome_unknown``) is never blindly resent: the core is
-asked by reference. Posted -> 201; rejected -> 422; nothing found (the core answered: it never saw the
-request) -> sent again under the *same* reference; the core cannot be asked -> 202 with the transfer
-in status ``unknown`` and ``Location: /v1/transfers/{reference}``. The 202 is then the key's stored
-response until the intent is resolved (by a retry with the key, or by :mod:`api.reconciler`); after
-that a replay returns the *final* outcome (201 or 422), as the draft allows.
+asked by reference. Posted -> 201; rejected -> 422; nothing found (the core has not seen it *yet*) ->
+202 now, and sent again under the *same* reference only ``resend_after_seconds`` after the loss, when
+a delayed original can no longer arrive (the chaos test at full scale caught double postings when the
+resend was immediate: a delayed request reached the core after the inquiry); the core cannot be
+asked -> 202 with the transfer in status ``unknown`` and ``Location: /v1/transfers/{reference}``.
+The 202 is then the key's stored response until the intent is resolved (by a retry with the key,
+or by :mod:`api.reconciler`); after that a replay returns the *final* outcome (201 or 422), as the draft allows.
 
 A definite failure (the request never left: connection refused, circuit open) stores nothing: the
 intent goes back to PENDING and a retry with the key sends it under the same reference.
@@ -157,6 +159,8 @@ class ExactlyOnceService:
                     return self._unknown(transfer, owner)
                 if isinstance(found, Transfer):
                     return self._final(transfer, found, owner)
+                if self._clock() - intent.updated_at < self.settings.resend_after_seconds:
+                    return self._still_unknown(intent, transfer, owner)  # the original may still arrive
             for _ in range(MAX_SENDS):
                 if not self.store.update(ref, owner, state=IntentState.SENT, now=self._clock()):
                     raise KeyInFlight("the intent's lease was lost")
@@ -178,6 +182,10 @@ class ExactlyOnceService:
                         return self._unknown(transfer, owner)
                     if isinstance(found, Transfer):
                         return self._final(transfer, found, owner)
+                    if self.settings.resend_after_seconds > 0:
+                        # the core has not seen it YET: the lost request may still be on its way, so it is
+                        # sent again only later (a retry or the reconciler, after resend_after_seconds)
+                        return self._unknown(transfer, owner)
                     log.info("transfer %s: the core never saw it; sending again under the same reference", ref)
                     continue
                 return self._final(transfer, result, owner)
@@ -228,6 +236,15 @@ class ExactlyOnceService:
                                         "retry-after": retry}, pending.model_dump_json().encode())
         self.store.update(ref, owner, state=IntentState.UNKNOWN, now=self._clock(), response=response, release=True)
         return Reply(response.status, response.headers, response.body, transfer=pending)
+
+    def _still_unknown(self, intent: Intent, sent: Transfer, owner: str) -> Reply:
+        """UNKNOWN stays UNKNOWN without touching ``updated_at`` (the clock of the resend delay)."""
+        if intent.state is IntentState.UNKNOWN and intent.response is not None:
+            self.store.release(intent.reference, owner)
+            r = intent.response
+            pending = sent.model_copy(update={"status": TransferStatus.UNKNOWN})
+            return Reply(r.status, r.headers, r.body, transfer=pending)
+        return self._unknown(sent, owner)
 
     # -- GET -------------------------------------------------------------------------------------
     def get(self, caller: Caller, reference: str) -> Transfer:

@@ -37,6 +37,10 @@ class StoreSettings(BaseModel):
                                 "409); an expired lease lets a retry or the reconciler take over")
     stale_after_seconds: float = Field(
         30.0, gt=0, description="PENDING/SENT intents not updated for this long are reconciled by inquiry")
+    resend_after_seconds: float = Field(
+        30.0, ge=0, description="a posting whose answer was lost and that the core has not seen is sent again "
+                                "(same reference) only this long after the loss: until then the original may "
+                                "still be on its way (a slow network or proxy), and the core does not de-duplicate")
     reconcile_interval_seconds: float = Field(5.0, gt=0, description="how often the reconciler runs")
     sweep_interval_seconds: float = Field(300.0, gt=0, description="how often expired keys are deleted")
     reconcile_batch: int = Field(100, ge=1, description="intents resolved per reconciler run at most")

@@ -197,12 +197,38 @@ def test_lost_answer_is_resolved_by_inquiry_with_one_posting(settings, core, sto
     assert store.by_reference(ref).state is IntentState.POSTED
 
 
-def test_lost_request_found_nowhere_is_sent_again_under_the_same_reference(eo_client, tokens, core):
-    core.fail_next("post", BackendTimeout("no answer", backend="fake", operation="post", outcome_unknown=True))
-    r = _post(eo_client, tokens, str(uuid.uuid4()))
+def test_lost_request_found_nowhere_is_sent_again_under_the_same_reference(settings, gateways, store, tokens,
+                                                                           core):
+    """With resend_after_seconds=0 the resend is immediate (same reference, one posting)."""
+    immediate = FAST.model_copy(update={"resend_after_seconds": 0})
+    with TestClient(_app(settings, gateways, store, store_settings=immediate)) as client:
+        core.fail_next("post", BackendTimeout("no answer", backend="fake", operation="post", outcome_unknown=True))
+        r = _post(client, tokens, str(uuid.uuid4()))
     assert r.status_code == 201, r.text
     ref = r.json()["reference"]
     assert [op for op, k in core.calls if k == ref] == ["post", "inquire", "post"]
+    assert len(_postings(core, ref)) == 1
+
+
+def test_a_lost_request_is_not_resent_until_a_delayed_original_can_no_longer_arrive(settings, gateways, store,
+                                                                                   tokens, core):
+    """By default the core not having seen it YET is 202 UNKNOWN: no second send until resend_after_seconds
+    have passed since the loss (a delayed original could still arrive; the core does not de-duplicate)."""
+    later = FAST.model_copy(update={"resend_after_seconds": 0.6})
+    key = str(uuid.uuid4())
+    with TestClient(_app(settings, gateways, store, store_settings=later)) as client:
+        core.fail_next("post", BackendTimeout("no answer", backend="fake", operation="post", outcome_unknown=True))
+        r = _post(client, tokens, key)
+        assert r.status_code == 202, r.text
+        ref = r.json()["reference"]
+        again = _post(client, tokens, key)  # the client retries at once: still unknown, nothing resent
+        assert again.status_code == 202
+        assert [op for op, k in core.calls if k == ref].count("post") == 1
+        time.sleep(0.7)
+        service = client.app.state.services.exactly_once
+        service.reconcile()  # past the delay: the core still has nothing -> sent again, same reference
+    assert store.by_reference(ref).state is IntentState.POSTED
+    assert [op for op, k in core.calls if k == ref].count("post") == 2
     assert len(_postings(core, ref)) == 1
 
 

@@ -152,7 +152,10 @@ def on_port(settings: Any, port: int) -> Any:
 
 def store_settings(backend: str) -> StoreSettings:
     # lease > the longest drive (2 sends + inquiries, each bounded by the 2.5 s deadline)
-    return StoreSettings(backend=backend, reconcile_interval_seconds=0.5, stale_after_seconds=3.0, lease_seconds=15.0)
+    # resend_after 5 s: the proxy's toxics delay a request by 2 s at most (bandwidth 1 KB/s on ~2 KB);
+    # the "timeout" toxic drops data rather than delivering it late
+    return StoreSettings(backend=backend, reconcile_interval_seconds=0.5, stale_after_seconds=3.0, lease_seconds=15.0,
+                         resend_after_seconds=5.0)
 
 
 # -- the bank -----------------------------------------------------------------------------------------
