@@ -5,7 +5,7 @@ What the core's batch face needs from us, and how this module keeps it:
 * **Only pinned hosts.** ``SSHClient`` with a ``RejectPolicy`` subclass and either a known_hosts file
   (``load_host_keys``) or an OpenSSH ``SHA256:`` fingerprint (:class:`PinnedFingerprintPolicy`). A
   different key stops the connection after the key exchange, before authentication, with a
-  :class:`HostKeyMismatch` naming the key seen and the key expected. Never ``AutoAddPolicy``, never the
+  :class:`HostKeyMismatch` naming the key seen and the key expected. Never a policy that adds unknown keys, never the
   user's ``~/.ssh`` (``look_for_keys=False, allow_agent=False``, no system host keys).
 * **No partial files, either way.** ``fetch`` downloads into ``.<name>.<random>.part`` in the destination
   directory, hashing (SHA-256) while writing, fsyncs, checks the byte count against the remote ``stat``,

@@ -1,7 +1,7 @@
 """Host-key pinning for the SFTP adapter: a known_hosts file or an OpenSSH ``SHA256:`` fingerprint.
 
 Both policies here subclass paramiko's ``RejectPolicy``: a key that is not pinned is refused, never
-learnt (no ``AutoAddPolicy``/``WarningPolicy`` anywhere). They raise :class:`HostKeyMismatch`, which
+learnt (no auto-adding or warn-only policy anywhere). They raise :class:`HostKeyMismatch`, which
 names the key the server presented and the one we expected, instead of paramiko's bare "not found in
 known_hosts". paramiko checks the host key right after the key exchange, before authentication: a
 server with the wrong key never sees our password, and nothing is uploaded to it.

@@ -123,7 +123,7 @@ class BatchStore:
             self._conn = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
             # a new database gets 16 KiB pages (bulk loads of a day's history: ~20% faster inserts than 4 KiB);
             # an existing one keeps its page size (this is a no-op once the file has content)
-            self._conn.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
+            self._conn.execute("PRAGMA page_size=16384")  # SQLITE_PAGE_SIZE; PRAGMAs take no parameters
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA busy_timeout=30000")
