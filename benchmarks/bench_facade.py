@@ -167,8 +167,14 @@ def _stop(proc: subprocess.Popen) -> None:
 
 # -- load generator (its own process) ------------------------------------------------------------------
 def _generator(conn) -> None:
-    """Child process: run load jobs sent over ``conn`` until ``None``; answer each with a summary."""
+    """Child process: run load jobs sent over ``conn`` until ``None``; answer each with a summary.
+
+    A request counts as good when its status is ``ok_status`` (and its body holds ``ok_marker``, if
+    given). For writes, each request can be a new one: ``fresh_key`` sends a new ``Idempotency-Key``,
+    ``placeholder`` is replaced in the body by a new 16-character reference."""
     import asyncio
+    import secrets
+    import uuid
 
     import aiohttp
     import uvloop
@@ -176,6 +182,8 @@ def _generator(conn) -> None:
     async def job(spec: dict[str, Any]) -> dict[str, Any]:
         n, url, body = spec["concurrency"], spec["url"], spec["body"]
         headers, method = spec["headers"], spec["method"]
+        ok_status, ok_marker = spec.get("ok_status", 200), spec.get("ok_marker")
+        fresh_key, placeholder = spec.get("fresh_key", False), spec.get("placeholder")
         connector = aiohttp.TCPConnector(limit=n, limit_per_host=n, ttl_dns_cache=None)
         latencies: list[float] = []
         errors = 0
@@ -189,12 +197,16 @@ def _generator(conn) -> None:
             async def worker() -> None:
                 nonlocal errors
                 while True:
+                    data = body
+                    if placeholder is not None:
+                        data = body.replace(placeholder, ("BX" + secrets.token_hex(7).upper()).encode())
+                    h = {**headers, "Idempotency-Key": uuid.uuid4().hex} if fresh_key else headers
                     t0 = time.perf_counter()
                     if t0 >= end:
                         return
-                    async with session.request(method, url, data=body, headers=headers) as response:
-                        await response.read()
-                        ok = response.status == 200
+                    async with session.request(method, url, data=data, headers=h) as response:
+                        reply = await response.read()
+                        ok = response.status == ok_status and (ok_marker is None or ok_marker in reply)
                         statuses[response.status] = statuses.get(response.status, 0) + 1
                     t1 = time.perf_counter()
                     if t0 >= measure_from and t1 <= end:
@@ -223,14 +235,17 @@ class LoadGenerator:
         self._proc.start()
 
     def run(self, url: str, *, method: str = "GET", body: bytes | None = None, headers: dict[str, str],
-            concurrency: int, duration: float, warmup: float) -> dict[str, Any]:
+            concurrency: int, duration: float, warmup: float, ok_status: int = 200, ok_marker: bytes | None = None,
+            fresh_key: bool = False, placeholder: bytes | None = None) -> dict[str, Any]:
         self._conn.send({"url": url, "method": method, "body": body, "headers": headers,
-                         "concurrency": concurrency, "duration": duration, "warmup": warmup})
+                         "concurrency": concurrency, "duration": duration, "warmup": warmup,
+                         "ok_status": ok_status, "ok_marker": ok_marker, "fresh_key": fresh_key,
+                         "placeholder": placeholder})
         if not self._conn.poll(duration + warmup + 120):
             raise RuntimeError("the load generator did not answer")
         result = self._conn.recv()
         if result["errors"] or not result["count"]:
-            raise RuntimeError(f"{url}: {result['errors']} of {result['count']} answers were not 200 "
+            raise RuntimeError(f"{url}: {result['errors']} of {result['count']} answers were not good ({ok_status}) "
                                f"(statuses {result['statuses']})")
         return result
 

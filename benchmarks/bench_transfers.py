@@ -28,7 +28,6 @@ Rows (medians over rounds that alternate the clients so that drift hits all of t
 from __future__ import annotations
 
 import json
-import multiprocessing
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from typing import Any
 from benchmarks.bench_facade import (
     LOAD_TEST_SETTINGS,
     MOCK_ARGS,
+    LoadGenerator,
     _base_env,
     _env_of,
     _free_port,
@@ -59,94 +59,21 @@ POSTED = b"XFER-STAT>P<"
 
 
 # -- load generator (its own process): a fresh key / reference per request --------------------------------
-def _generator(conn) -> None:
-    """Child process: run load jobs sent over ``conn`` until ``None``; answer each with a summary.
-
-    As :func:`benchmarks.bench_facade._generator`, except that each request is a new one: with ``fresh_key``
-    a new ``Idempotency-Key`` header, with ``placeholder`` a new 16-character reference in the body."""
-    import asyncio
-    import secrets
-    import time
-    import uuid
-
-    import aiohttp
-    import uvloop
-
-    async def job(spec: dict[str, Any]) -> dict[str, Any]:
-        n, url, body, method = spec["concurrency"], spec["url"], spec["body"], spec["method"]
-        headers, fresh_key, ok_status = spec["headers"], spec["fresh_key"], spec["ok_status"]
-        placeholder: bytes | None = spec["placeholder"]
-        ok_marker: bytes | None = spec["ok_marker"]
-        connector = aiohttp.TCPConnector(limit=n, limit_per_host=n, ttl_dns_cache=None)
-        latencies: list[float] = []
-        errors = 0
-        statuses: dict[int, int] = {}
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30),
-                                         skip_auto_headers=("User-Agent",)) as session:
-            start = time.perf_counter()
-            measure_from = start + spec["warmup"]
-            end = measure_from + spec["duration"]
-
-            async def worker() -> None:
-                nonlocal errors
-                while True:
-                    data = body
-                    if placeholder is not None:
-                        data = body.replace(placeholder, ("BX" + secrets.token_hex(7).upper()).encode())
-                    h = {**headers, "Idempotency-Key": uuid.uuid4().hex} if fresh_key else headers
-                    t0 = time.perf_counter()
-                    if t0 >= end:
-                        return
-                    async with session.request(method, url, data=data, headers=h) as response:
-                        reply = await response.read()
-                        ok = response.status == ok_status and (ok_marker is None or ok_marker in reply)
-                        statuses[response.status] = statuses.get(response.status, 0) + 1
-                    t1 = time.perf_counter()
-                    if t0 >= measure_from and t1 <= end:
-                        latencies.append(t1 - t0)
-                        errors += not ok
-
-            await asyncio.gather(*(worker() for _ in range(n)))
-        latencies.sort()
-        count = len(latencies)
-        return {"count": count, "errors": errors, "statuses": statuses, "rps": count / spec["duration"],
-                "p50_ms": latencies[count // 2] * 1000 if count else float("nan"),
-                "p99_ms": latencies[min(count - 1, int(count * 0.99))] * 1000 if count else float("nan")}
-
-    while True:
-        spec = conn.recv()
-        if spec is None:
-            return
-        conn.send(uvloop.run(job(spec)))
-
-
 class TransferLoad:
+    """bench_facade's load generator, posting: each request counts only when it is a posting."""
+
     def __init__(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_generator, args=(child,), daemon=True)
-        self._proc.start()
+        self._gen = LoadGenerator()
 
     def post(self, url: str, *, body: bytes, headers: dict[str, str], concurrency: int, duration: float,
              warmup: float, ok_status: int, fresh_key: bool = False, placeholder: bytes | None = None,
              ok_marker: bytes | None = None) -> dict[str, Any]:
-        self._conn.send({"url": url, "method": "POST", "body": body, "headers": headers,
-                         "concurrency": concurrency, "duration": duration, "warmup": warmup,
-                         "ok_status": ok_status, "fresh_key": fresh_key, "placeholder": placeholder,
-                         "ok_marker": ok_marker})
-        if not self._conn.poll(duration + warmup + 120):
-            raise RuntimeError("the load generator did not answer")
-        result = self._conn.recv()
-        if result["errors"] or not result["count"]:
-            raise RuntimeError(f"{url}: {result['errors']} of {result['count']} answers were not postings "
-                               f"(statuses {result['statuses']})")
-        return result
+        return self._gen.run(url, method="POST", body=body, headers=headers, concurrency=concurrency,
+                             duration=duration, warmup=warmup, ok_status=ok_status, ok_marker=ok_marker,
+                             fresh_key=fresh_key, placeholder=placeholder)
 
     def close(self) -> None:
-        self._conn.send(None)
-        self._proc.join(10)
-        if self._proc.is_alive():
-            self._proc.kill()
+        self._gen.close()
 
 
 # -- set-up ---------------------------------------------------------------------------------------------
