@@ -252,20 +252,26 @@ class _SftpInterface(SFTPServerInterface):
         parts = vpath.strip("/").split("/")
         return len(parts) >= 2 and parts[0] == "outbox" and parts[-1].startswith(".")
 
+    def enter(self, op: str, path: str, *, visible: bool = False) -> tuple[str, Path] | int:
+        """The prologue of every path operation: an injected fault, then the path resolved inside the
+        root (``visible``: a hidden in-progress file counts as absent)."""
+        code = self.fault(op)
+        if code is not None:
+            return code
+        r = self.resolve(path)
+        if isinstance(r, int) or not visible or not self.hidden(r[0]):
+            return r
+        return SFTP_NO_SUCH_FILE
+
     # -- SFTPServerInterface ---------------------------------------------------------------------
     def canonicalize(self, path: str) -> str:
         return self.virtual(path) or "/"
 
     def list_folder(self, path: str) -> list[SFTPAttributes] | int:
-        code = self.fault("list")
-        if code is not None:
-            return code
-        r = self.resolve(path)
+        r = self.enter("list", path, visible=True)
         if isinstance(r, int):
             return r
         vpath, local = r
-        if self.hidden(vpath):
-            return SFTP_NO_SUCH_FILE
         out = []
         try:
             with os.scandir(local) as it:
@@ -282,15 +288,10 @@ class _SftpInterface(SFTPServerInterface):
         return out
 
     def stat(self, path: str) -> SFTPAttributes | int:
-        code = self.fault("stat")
-        if code is not None:
-            return code
-        r = self.resolve(path)
+        r = self.enter("stat", path, visible=True)
         if isinstance(r, int):
             return r
         vpath, local = r
-        if self.hidden(vpath):
-            return SFTP_NO_SUCH_FILE
         try:
             return SFTPAttributes.from_stat(os.stat(local), local.name)
         except OSError as exc:
@@ -299,10 +300,7 @@ class _SftpInterface(SFTPServerInterface):
     lstat = stat
 
     def open(self, path: str, flags: int, attr: SFTPAttributes) -> SFTPHandle | int:
-        code = self.fault("open")
-        if code is not None:
-            return code
-        r = self.resolve(path)
+        r = self.enter("open", path)
         if isinstance(r, int):
             return r
         vpath, local = r
@@ -345,10 +343,7 @@ class _SftpInterface(SFTPServerInterface):
         self.face.inbox.notify(local)
 
     def remove(self, path: str) -> int:
-        code = self.fault("remove")
-        if code is not None:
-            return code
-        r = self.resolve(path)
+        r = self.enter("remove", path)
         if isinstance(r, int):
             return r
         vpath, local = r
