@@ -287,7 +287,7 @@ class OdbcCore:
             del rows[limit:]
         items = self._map_many("history", M_TRANSACTION, found)
         next_cursor = str(int(rows[-1][found.columns.index("TXN_SEQ")])) if more else None
-        return Page[Transaction](items=tuple(items), next_cursor=next_cursor)
+        return _history_page(tuple(items), next_cursor)
 
     # -- TransferInquiry ---------------------------------------------------------------------------
     def inquire(self, reference: str, *, timeout: float | None = None) -> list[Transfer]:
@@ -357,10 +357,21 @@ class OdbcCore:
             return self.registry[name].read(row)
 
     def _map_many(self, operation: str, name: str, found: _Rows) -> list[Any]:
-        cols = found.columns
         with translate(operation):
-            # one row dict at a time: a page's dicts never all live at once (less for the collector)
-            return self.registry[name].read_many(dict(zip(cols, r)) for r in found.rows)  # noqa: B905
+            # the rows as the driver gave them, read by column position: no dict per row
+            return self.registry[name].row_reader(found.columns)(found.rows)
+
+
+_HISTORY_PAGE = Page[Transaction]
+
+
+def _history_page(items: tuple[Any, ...], next_cursor: str | None) -> Page[Transaction]:
+    """``Page[Transaction](items=..., next_cursor=...)``, without a second pydantic round over items the
+    mapping has just built: pydantic keeps exact ``Transaction`` instances as they are, so for those
+    (and a text or no cursor) the validated page and the constructed one are the same object."""
+    if (next_cursor is None or type(next_cursor) is str) and all(type(i) is Transaction for i in items):
+        return _HISTORY_PAGE.model_construct(items=items, next_cursor=next_cursor)
+    return _HISTORY_PAGE(items=items, next_cursor=next_cursor)
 
 
 def _parse_cursor(cursor: str | None) -> int:

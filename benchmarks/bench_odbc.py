@@ -9,17 +9,24 @@ limit), alternating, best of ``REPEATS``; the adapter pages each account's full 
 
 * ``odbc_history_rows_per_s_page50``: the same with the API's default page size (a query per 50 rows);
 * ``odbc_txnhist_mapping_rows_per_s``: the mapping alone (``odbc.txnhist`` ``read_many`` on rows already
-  fetched as dicts) against the raw fetch, i.e. what the adapter would reach if fetching were free;
+  fetched as dicts) against the raw fetch;
+* ``odbc_txnhist_row_mapping_rows_per_s``: the mapping alone as the adapter runs it (``row_reader`` on
+  the ``pyodbc.Row`` objects, read by position, no dict), i.e. what the adapter would reach if fetching
+  were free;
 * ``odbc_balance_per_s``: ``OdbcCore.balance`` against raw ``execute`` + ``fetchone`` of its statement.
 
-What limits the history figure (measured while writing this, 2 cores, Python 3.11): the raw fetch
-costs ~4.4 us a row (220-230k rows/s), the mapping ~9.5-10.5 us a row for the SQLite driver's text
-values (``read_many``, 95-106k rows/s: two ``str`` -> ``Decimal`` -> ``Money``, CYYMMDD + HHMMSS ->
-``datetime``, the ``ACCT_NO-TXN_SEQ`` id, code maps, one pydantic validation of ``Transaction``), the
-row dict ~0.6 us, and the garbage collector ~15% more once canonical objects are being made. The pool,
-the watchdog, the SQL and the page add well under 1 us a row (a page of 50 runs as fast as a page of
-1,000). So the adapter cannot pass ~30% of raw (1 / (4.4 + 10 + 0.6) us) while the mapping costs twice
-the fetch; it measures 24-25%. The ``>= 60%`` target needs the mapping at <= ~3 us a row.
+What limits the history figure. The adapter reads each row by column position with a function
+generated once per column list (``CompiledMapping.row_reader``; no row dict), the SQLite driver's text
+values converted inline (``Decimal(text)`` + quantize, CYYMMDD via a cache, HHMMSS digits, codes), and
+builds ``Money`` x2 and ``Transaction`` directly (``canonical.builder``'s plan: the checks pydantic would
+make, inline; any row they refuse goes through the closures and pydantic, which answer or report).
+Counted with callgrind (instructions a row, which a busy machine cannot blur): the raw fetch ~67k, the
+adapter's mapping ~70k (~100k with row dicts and the closures for sign_from / decimal text), pool, SQL
+and page ~7k: a ratio of ~0.46 in instructions (was ~0.39); in time it measured 0.33-0.41 (was
+0.19-0.28) on a loaded 2-core machine. A hand-written function for exactly this row that builds the same
+objects without any check takes ~42k, which would still give only ~0.58: three pydantic objects, a
+datetime and two Decimals per row in CPython cost more than the target leaves, so ``>= 60%`` is out of
+reach of the mapping alone; what is left is interpreter work per row.
 """
 
 from __future__ import annotations
@@ -115,16 +122,22 @@ def run(repeats: int = REPEATS, accounts_limit: int | None = None) -> list[dict]
         raw_rate = raw_n / min(raw_times)
 
         # the mapping alone, on rows already fetched as dicts (kept out of the collector's way)
-        records = []
+        records, rows = [], []
         for acct in accounts[: max(1, len(accounts) // 8)]:
             cur.execute(SQL_HISTORY["limit"], (acct, 1_000_000_000, 0, 9_999_999, 1_000_000_000))
             cols = [d[0].upper() for d in cur.description]
-            records.extend(dict(zip(cols, r, strict=True)) for r in cur.fetchall())
+            fetched = cur.fetchall()
+            rows.extend(fetched)
+            records.extend(dict(zip(cols, r, strict=True)) for r in fetched)
         mapping = registry["odbc.txnhist"]
         chunks = [records[i:i + BATCH] for i in range(0, len(records), BATCH)]
+        # the same rows as the driver gave them (pyodbc.Row), read by position as the adapter reads them
+        row_chunks = [rows[i:i + BATCH] for i in range(0, len(rows), BATCH)]
+        read_rows = mapping.row_reader(cols)
         gc.freeze()
         try:
             map_time, _ = _best(lambda: sum(len(mapping.read_many(c)) for c in chunks), repeats)
+            row_time, _ = _best(lambda: sum(len(read_rows(c)) for c in row_chunks), repeats)
         finally:
             gc.unfreeze()
 
@@ -155,7 +168,10 @@ def run(repeats: int = REPEATS, accounts_limit: int | None = None) -> list[dict]
         _row("odbc_history_rows_per_s_page50", page50_n / page50_time, "rows/s", raw_label, raw_rate,
              "report (API default page size)"),
         _row("odbc_txnhist_mapping_rows_per_s", len(records) / map_time, "rows/s", raw_label, raw_rate,
-             "report (mapping only: what the adapter would reach if fetching were free)"),
+             "report (mapping only, row dicts: read_many)"),
+        _row("odbc_txnhist_row_mapping_rows_per_s", len(records) / row_time, "rows/s", raw_label, raw_rate,
+             "report (mapping only, rows by position as the adapter reads them: what it would reach if "
+             "fetching were free)"),
         _row("odbc_balance_per_s", len(lookups) / our_bal, "calls/s", "raw pyodbc execute + fetchone, same SQL",
              len(lookups) / raw_bal, "report"),
     ]

@@ -32,8 +32,8 @@ _PLAIN = re.compile(r"[+-]?\d+(\.\d+)?\Z")
 #: digits hold any real balance, VND and IRR included, and keep every quantize exact)
 MAX_INTEGER_DIGITS = 18
 _QUANTUM = {n: Decimal(1).scaleb(-n) for n in range(0, 5)}
-_UNITS = MINOR_UNITS
 _ZERO = {n: Decimal(0).quantize(q) for n, q in _QUANTUM.items()}
+_QUANTUM_OF = {code: _QUANTUM[units] for code, units in MINOR_UNITS.items()}  # currency -> its quantum
 
 
 def _as_decimal(value: Any) -> Decimal:
@@ -121,10 +121,10 @@ class Money(BaseModel):
 
         The mapping engine builds every Money through here.
         """
-        units = _UNITS.get(currency) if type(currency) is str else None
-        if units is not None and type(amount) is Decimal and amount.is_finite():
+        quantum = _QUANTUM_OF.get(currency) if type(currency) is str else None
+        if quantum is not None and type(amount) is Decimal and amount.is_finite():
             # fast path: the common case of an exact Decimal; everything else takes normalize_amount
-            quantized = amount.quantize(_QUANTUM[units])
+            quantized = amount.quantize(quantum)
             if quantized == amount and quantized and quantized.adjusted() < MAX_INTEGER_DIGITS:
                 amount = quantized
             else:
@@ -133,7 +133,7 @@ class Money(BaseModel):
             amount, currency = normalize_amount(amount, currency)
         m = _new(cls)
         _set_dict(m, {"amount": amount, "currency": currency})
-        _set_fields_set(m, _BOTH)
+        _set_fields_set(m, {"amount", "currency"})  # a fresh set: model_copy updates it
         _set_extra(m, None)
         _set_private(m, None)
         return m
@@ -171,7 +171,6 @@ class Money(BaseModel):
         return f"{self.amount:f} {self.currency}"
 
 
-_BOTH = frozenset({"amount", "currency"})
 _new = object.__new__
 # the slot descriptors pydantic's own model_construct fills, called directly (half the cost of
 # object.__setattr__; Money.of is on the hot path of every mapped record)

@@ -12,7 +12,9 @@ read once, common transforms inlined, and the target model built directly when
 :func:`canonical.builder.model_plan` proves pydantic would keep the values as they are (checks
 a transform's declared results always pass are left out).  Anything unusual -- a failing rule,
 a value a check refuses, a record that is not a dict -- makes it give up and the closures and
-pydantic answer, exactly as before.  ``record_codec()`` fuses a copybook mapping with its codec:
+pydantic answer, exactly as before.  ``row_reader(columns)`` does the same for rows given as
+sequences (pyodbc rows), reading fields by column position instead of building a dict per row.
+``record_codec()`` fuses a copybook mapping with its codec:
 record bytes -> canonical object, decoding only the fields the rules read
 (``RecordCodec.projection``), for ``read_records`` (mapping failures become rejects).
 
@@ -409,6 +411,7 @@ class CompiledMapping:
         except NoFastPath:
             pass
         self._bytes_codec: MappedRecordCodec | None = None
+        self._row_readers: dict[tuple[str, ...], Callable[[Iterable[Any]], list[Any]]] = {}
 
     def __repr__(self) -> str:
         return f"<CompiledMapping {self.name} v{self.version}: {self.source_kind} -> {self.target} ({self.direction})>"
@@ -503,6 +506,51 @@ class CompiledMapping:
                 raise self._validation_error(exc, record, context) from None
 
         return one
+
+    def row_reader(self, columns: Iterable[str]) -> Callable[[Iterable[Any]], list[Any]]:
+        """``rows -> [read(dict(zip(columns, row))) for row in rows]`` for rows given as sequences
+        (DB-API / pyodbc rows), without building the dicts.
+
+        The rules are generated once per column list (``fastpath`` mode "row"); a row that function
+        gives up on is read as its dict, so the result or the MappingApplyError is exactly
+        :meth:`read`'s.  Mappings with context records, nested or indexed paths read every row as
+        a dict.
+        """
+        cols = tuple(columns)
+        reader = self._row_readers.get(cols)
+        if reader is None:
+            reader = self._row_readers[cols] = self._make_row_reader(cols)
+        return reader
+
+    def _make_row_reader(self, cols: tuple[str, ...]) -> Callable[[Iterable[Any]], list[Any]]:
+        one = self._reader(None)
+        fast = None
+        if not self.spec.source.context:
+            try:
+                fast, _, _ = ReadGen(self._read_plan.specs, "row", _getter_for, self._validate, self._plan,
+                                     columns=cols).build()
+            except NoFastPath:
+                pass
+        if fast is None:
+            return lambda rows: [one(dict(zip(cols, row))) for row in rows]  # noqa: B905
+
+        def read_rows(rows: Iterable[Any]) -> list[Any]:
+            rows = rows if isinstance(rows, list | tuple) else list(rows)
+            try:
+                return list(map(fast, rows))  # every row on the fast path: the common case
+            except Exception:  # noqa: BLE001,S110 - row by row below: the slow path answers
+                pass
+            out = []
+            for row in rows:
+                try:
+                    out.append(fast(row))
+                except Exception:  # noqa: BLE001 - the closures give the answer or the precise error
+                    out.append(one(dict(zip(cols, row))))  # noqa: B905
+            return out
+
+        read_rows.fast = fast  # type: ignore[attr-defined] - the generated function (tests, tooling)
+        read_rows.source = fast.source  # type: ignore[attr-defined]
+        return read_rows
 
     def _rule_error(self, f: _RuleFailure, record: Any, context: Any) -> MappingApplyError:
         rule, get = self._read_plan.rules[f.index]

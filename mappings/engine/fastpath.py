@@ -11,7 +11,10 @@ with precise errors) and also generates, once, a read function from the same clo
 * ``mode="tuple"``: instead of a record dict, the function takes record bytes, calls a
   :meth:`RecordCodec.projection <mappings.copybook.RecordCodec.projection>` that decodes only the
   fields the rules read (as a tuple), and validates the target model: bytes to canonical object
-  in one call (``CompiledMapping.record_codec``).
+  in one call (``CompiledMapping.record_codec``);
+* ``mode="row"``: the function takes a row as a sequence (a DB-API / pyodbc row) whose columns
+  are ``columns``, and reads field ``NAME`` as ``row[i]`` -- what ``dict(zip(columns, row))``
+  would give, without building the dict (``CompiledMapping.row_reader``).
 
 Contract: a generated function returns exactly what the closures return (the same dict, in the
 same key order), or raises -- anything -- and the caller then runs the closures, which give the
@@ -40,12 +43,14 @@ class _Fail(Exception):
 
 
 class ReadGen:
-    """Generates ``_read(r, c) -> object`` (mode "dict") or ``_read(b, o=0) -> object`` (mode "tuple")."""
+    """Generates ``_read(r, c) -> object`` (modes "dict" and "row") or ``_read(b, o=0) -> object`` (mode "tuple")."""
 
     def __init__(self, specs: list, mode: str, getter: Callable[[SourcePath], Callable],
-                 finish: Callable[[dict], Any], plan: Any = None) -> None:
+                 finish: Callable[[dict], Any], plan: Any = None, columns: tuple[str, ...] = ()) -> None:
         self.specs = specs
         self.mode = mode
+        #: mode "row": column name -> index (the last one wins, as in dict(zip(columns, row)))
+        self.columns = {name: k for k, name in enumerate(columns)}
         self.getter = getter  # SourcePath -> getter closure (r, c) -> value
         self.finish = finish  # the model's validator (dict -> object)
         # a canonical.builder.ModelPlan: build the object here instead of a dict for `finish`
@@ -92,8 +97,10 @@ class ReadGen:
                 raise NoFastPath("context records")
             return f"{self.const(self.getter(path))}(r, c)"  # may raise: the closures then report it
         key = tuple(path.segments)
-        if self.mode == "tuple" and not all(isinstance(s, str) for s in key):
+        if self.mode != "dict" and not all(isinstance(s, str) for s in key):
             raise NoFastPath("an indexed path")
+        if self.mode == "row" and len(key) != 1:
+            raise NoFastPath("a nested path in a flat row")
         local = self.reads.get(key)
         if local is None:
             local = self.reads[key] = self.var("x")
@@ -287,6 +294,11 @@ class ReadGen:
                     self.emit(f"{local} = r.get({self.const(key[0])})")
                 else:
                     self.emit(f"{local} = {self.const(self.getter(self._paths[key]))}(r, c)")
+        elif self.mode == "row":
+            self.lines.append("def _read(r, c=None):")
+            for key, local in self.reads.items():
+                index = self.columns.get(key[0])
+                self.emit(f"{local} = None" if index is None else f"{local} = r[{int(index)}]")
         else:
             assert project is not None
             projection = project(paths)

@@ -374,7 +374,13 @@ def _decimal_forward(p: dict, ctx: Any) -> Fn:
             return None
         return quantize(v if type(v) is Decimal else _exact_decimal(v, "decimal"))
 
-    return _inline(fn)
+    if p["scale"] is None:
+        return _inline(fn)
+    # text (the SQLite ODBC driver's DECIMAL): Decimal() strips blanks as _exact_decimal does; what it
+    # refuses raises, quantize raises for infinities and sNaN, and NaN or an inexact value fails the
+    # comparison: the closure then answers (or reports)
+    return _inline(fn, "(_q if type({v}) is str and (_q := (_d := {D}({v})).quantize({Q})) == _d "
+                       "else {F}({v}, None, None))", D=Decimal, Q=Decimal(1).scaleb(-p["scale"]))
 
 
 def _decimal_inverse(p: dict, ctx: Any) -> InvFn:
@@ -478,9 +484,12 @@ def _integer_forward(p: dict, ctx: Any) -> Fn:
         i = v if type(v) is int else _as_int(v, "integer")
         return str(i) if as_text else i
 
+    # ASCII digits with nothing around them are exactly what _as_int reads with int() (ODBC text)
     if as_text:
-        return _inline(fn, "(str({v}) if type({v}) is int else {F}({v}, None, None))")
-    return _inline(fn, "({v} if type({v}) is int else {F}({v}, None, None))")
+        return _inline(fn, "(str({v}) if type({v}) is int else {v} if type({v}) is str and {v}.isdigit() and "
+                           "{v}.isascii() and ({v}[0] != '0' or len({v}) == 1) else {F}({v}, None, None))")
+    return _inline(fn, "({v} if type({v}) is int else int({v}) if type({v}) is str and {v}.isdigit() and "
+                       "{v}.isascii() else {F}({v}, None, None))")
 
 
 def _integer_inverse(p: dict, ctx: Any) -> InvFn:
@@ -827,6 +836,8 @@ def _datetime_forward(p: dict, ctx: Any) -> Fn:
             d = parse_date(v)
         if d is None:
             return None
+        if fast_hms and type(raw) is str and raw.isdigit() and raw.isascii() and len(raw) <= 6:
+            raw = int(raw)  # what _digit_text reads: the digits, zero-filled to HHMMSS (ODBC text)
         if type(raw) is int and 0 <= raw < 240000:
             hh, rest = divmod(raw, 10000)
             mm, ss = divmod(rest, 100)
@@ -1004,7 +1015,26 @@ def _sign_forward(p: dict, ctx: Any) -> Fn:
         raise TransformError(f"sign_from: indicator {field}={ind!r} is neither "
                              f"{'/'.join(sorted(negative))} nor {'/'.join(sorted(positive))}")
 
-    return fn
+    exact = all(type(x) is str and x == x.strip() for x in (*negative, *positive))
+
+    def of_values(v, ind):
+        """fn given the indicator's value (no record): the fast path's form; anything unusual raises."""
+        if type(v) is Decimal and type(ind) is str and not v < 0:
+            if exact:  # every listed indicator is stripped text: a hit is a hit after strip() too
+                if ind in negative:
+                    return -v
+                if ind in positive:
+                    return v
+            ind = ind.strip()
+            if ind in negative:
+                return -v
+            if ind in positive:
+                return v
+        if v is None:
+            return None
+        raise TransformError("sign_from: not the fast path's case")  # the closure gives the error
+
+    return _inline(fn, "{of}({v}, {f0})", (p["field"],), of=of_values)
 
 
 def _sign_inverse(p: dict, ctx: Any) -> InvFn:

@@ -241,6 +241,30 @@ def test_history_of_every_account_in_one_page_each_equals_the_ledger(odbc, face)
         assert [t.id for t in page.items] == [f"{acct}-{r['TXN_SEQ']}" for r in ledger_history(face.ledger, acct)]
 
 
+def test_history_items_are_what_the_mapping_reads_from_the_row_dicts(odbc, face, registry):
+    """The adapter reads rows by column position (``row_reader``): the objects (and the page) are the
+    ones ``read(dict(zip(columns, row)))`` and a validated ``Page`` give, for the driver's own values
+    (text for DECIMAL columns on SQLite, Decimal on PostgreSQL)."""
+    mapping = registry["odbc.txnhist"]
+    conn = pyodbc.connect(face.connection_string, autocommit=True)
+    try:
+        for acct in busiest_accounts(face.ledger, 2):
+            cur = conn.cursor()
+            cur.execute(SQL_HISTORY["limit"], (acct.ljust(12), 10**9, 0, 9_999_999, 60))
+            cols = [d[0].upper() for d in cur.description]
+            want = [mapping.read(dict(zip(cols, r, strict=True))) for r in cur.fetchall()]
+            page = odbc.history(acct, limit=60)
+            assert page == Page[Transaction](items=tuple(want), next_cursor=page.next_cursor)
+            assert type(page) is Page[Transaction] and page.__pydantic_fields_set__ == {"items", "next_cursor"}
+            assert page.model_dump_json() == Page[Transaction](items=tuple(want),
+                                                               next_cursor=page.next_cursor).model_dump_json()
+            for got, expected in zip(page.items, want, strict=True):
+                assert got.__pydantic_fields_set__ == expected.__pydantic_fields_set__
+                assert [type(v) for v in got.__dict__.values()] == [type(v) for v in expected.__dict__.values()]
+    finally:
+        conn.close()
+
+
 def test_history_filters_by_posting_date(odbc, face):
     acct = busiest_accounts(face.ledger, 1)[0]
     rows = ledger_history(face.ledger, acct)
@@ -422,6 +446,16 @@ def test_a_row_the_mapping_refuses_is_a_contract_violation(mock, registry, tmp_p
         assert info.value.operation == "account"
         assert core.balance(acct.strip()).account_id == acct.strip()  # the balance mapping does not read it
         assert core.stats()["discarded"] == 0
+    # a history row (read by position, off the dict) refused in the middle of a page: the same
+    with sqlite3.connect(copy) as dst:
+        seq = dst.execute("SELECT TXN_SEQ FROM TXNHIST WHERE ACCT_NO = ? ORDER BY TXN_SEQ DESC LIMIT 1 OFFSET 2",
+                          (acct,)).fetchone()[0]
+        dst.execute("UPDATE TXNHIST SET TXN_AMT = 1.005 WHERE ACCT_NO = ? AND TXN_SEQ = ?", (acct, seq))
+    with OdbcCore(OdbcSettings(connection_string=sqlite_connection_string(copy)), registry) as core:
+        with pytest.raises(ContractViolation, match="TXN_AMT") as info:
+            core.history(acct.strip(), limit=10)
+        assert info.value.operation == "history" and "decimal places" in str(info.value)
+        assert core.history(acct.strip(), limit=2).items  # the rows before it still read
 
 
 @pytest.mark.parametrize("exc,expected,broken", [

@@ -152,3 +152,12 @@ def test_fast_path_and_model_agree(value):
             Money.of(value, "EUR")
     else:
         assert Money.of(value, "EUR") == expected
+
+
+def test_money_built_by_of_can_be_copied_with_an_update_and_stays_independent():
+    m = Money.of(Decimal("1.00"), "EUR")
+    other = Money.of(Decimal("3.00"), "EUR")
+    copied = m.model_copy(update={"amount": Decimal("2.00")})
+    assert copied.amount == Decimal("2.00") and copied.currency == m.currency
+    assert m.amount == Decimal("1.00")
+    assert other.model_fields_set == {"amount", "currency"}
