@@ -9,6 +9,10 @@ bulkhead -> per-attempt timeout), so neither adapters nor business code carry re
 * ``timeout=`` from the caller becomes the call's deadline (capped by the pipeline's total deadline);
   each attempt hands the inner port ``timeout=min(attempt timeout, time left)``.
 
+``abalance`` is the event-loop form of ``balance``: an inner port with its own ``abalance`` coroutine
+(the SOAP adapter) is awaited under :meth:`Pipeline.call_coro`; any other runs in a worker thread
+under :meth:`Pipeline.call_async`. Either way the same pipeline (same breaker, bulkhead, budget).
+
 The composition root builds one wrapper per (port, backend) with pipelines from a
 :class:`~adapters.resilience.ResilienceRegistry`; ``snapshot()`` exposes the pipeline's state.
 """
@@ -64,6 +68,27 @@ class _Resilient:
         finally:
             self.observer(self.backend, operation, time.perf_counter() - start, error)
 
+    async def _call_async(self, pipeline: Pipeline, operation: str, fn: Callable[..., Any], timeout: float | None,
+                          *, idempotent: bool, native: bool) -> Any:
+        deadline = None if timeout is None else Deadline.after(timeout, pipeline.clock)
+        run = pipeline.call_coro if native else pipeline.call_async
+        start = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            return await run(fn, idempotent=idempotent, operation=operation, deadline=deadline)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if self.observer is not None:
+                self.observer(self.backend, operation, time.perf_counter() - start, error)
+
+    async def aclose(self) -> None:
+        """Close the inner port's event-loop resources, if it has any."""
+        close = getattr(self.inner, "aclose", None)
+        if close is not None:
+            await close()
+
     def snapshot(self) -> dict[str, Any]:
         return self.pipeline.snapshot()
 
@@ -97,6 +122,14 @@ class ResilientAccountSource(_Resilient):
     def balance(self, account_id: str, *, timeout: float | None = None) -> Balance:
         return self._call(self.pipeline, "balance", functools.partial(self.inner.balance, account_id), timeout,
                           idempotent=True)
+
+    async def abalance(self, account_id: str, *, timeout: float | None = None) -> Balance:
+        native = getattr(self.inner, "abalance", None)
+        if native is not None:
+            return await self._call_async(self.pipeline, "balance", functools.partial(native, account_id), timeout,
+                                          idempotent=True, native=True)
+        return await self._call_async(self.pipeline, "balance", functools.partial(self.inner.balance, account_id),
+                                      timeout, idempotent=True, native=False)
 
     def history(self, account_id: str, *, from_date: dt.date | None = None, to_date: dt.date | None = None,
                 limit: int = 50, cursor: str | None = None, timeout: float | None = None) -> Page[Transaction]:

@@ -21,6 +21,9 @@ found": a replica may lag behind the online core (an account opened a moment ago
 found" is not trusted while the primary is down. Only balances fall back: accounts
 carry no staleness mark, and a history cursor belongs to the source that issued it.
 
+``abalance`` is the same routing and fallback for the event loop: each source's ``abalance`` when it
+has one (the resilient wrappers do), else its ``balance`` in a worker thread.
+
 **History cursors** are tagged with the source that issued them (``odbc:374``), so a client paging
 through history keeps its source even if the routes change between two pages.
 
@@ -30,12 +33,15 @@ Logs name operations and sources, never account numbers.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
 
 from adapters.errors import BackendTimeout, BackendUnavailable, CircuitOpen, CoreError
 
@@ -101,6 +107,13 @@ def _settings(routes: RoutingSettings | Mapping[str, str], fallbacks: Mapping[st
     return RoutingSettings(routes=routes, fallbacks=fallbacks or {})
 
 
+async def _abalance(source: Any, account_id: str, timeout: float | None) -> Balance:
+    native = getattr(source, "abalance", None)
+    if native is not None:
+        return await native(account_id, timeout=timeout)
+    return await anyio.to_thread.run_sync(functools.partial(source.balance, account_id, timeout=timeout))
+
+
 class RoutedCustomerSource:
     """A :class:`~adapters.ports.CustomerSource` served by the source ``routes["customer"]`` names."""
 
@@ -141,22 +154,47 @@ class RoutedAccountSource:
         try:
             return self.sources[primary].balance(account_id, timeout=timeout)
         except FALLBACK_ON as exc:
-            fallback = self.settings.fallbacks.get("balance")
-            if fallback is None:
-                raise
-            left = None if timeout is None else timeout - (time.monotonic() - started)
-            if left is not None and left <= 0:
-                raise
+            fallback, left = self._fallback_for(exc, started, timeout)
             try:
                 stale = self.sources[fallback].balance(account_id, timeout=left)
             except CoreError as fb_exc:
-                log.warning("balance: %s failed (%s) and so did the fallback %s (%s)", primary,
-                            type(exc).__name__, fallback, type(fb_exc).__name__)
-                raise exc from None
-            with self._lock:
-                self._fallbacks_served[fallback] = self._fallbacks_served.get(fallback, 0) + 1
-            log.warning("balance: %s failed (%s); served stale from %s", primary, type(exc).__name__, fallback)
-            return stale.model_copy(update={"stale": True})
+                raise self._both_failed(primary, exc, fallback, fb_exc) from None
+            return self._served_stale(primary, exc, fallback, stale)
+
+    async def abalance(self, account_id: str, *, timeout: float | None = None) -> Balance:
+        primary = self.settings.source_for("balance")
+        started = time.monotonic()
+        try:
+            return await _abalance(self.sources[primary], account_id, timeout)
+        except FALLBACK_ON as exc:
+            fallback, left = self._fallback_for(exc, started, timeout)
+            try:
+                stale = await _abalance(self.sources[fallback], account_id, left)
+            except CoreError as fb_exc:
+                raise self._both_failed(primary, exc, fallback, fb_exc) from None
+            return self._served_stale(primary, exc, fallback, stale)
+
+    def _fallback_for(self, exc: CoreError, started: float, timeout: float | None) -> tuple[str, float | None]:
+        """The fallback source and the time left for it; re-raises ``exc`` when there is neither."""
+        fallback = self.settings.fallbacks.get("balance")
+        if fallback is None:
+            raise exc
+        left = None if timeout is None else timeout - (time.monotonic() - started)
+        if left is not None and left <= 0:
+            raise exc
+        return fallback, left
+
+    @staticmethod
+    def _both_failed(primary: str, exc: CoreError, fallback: str, fb_exc: CoreError) -> CoreError:
+        log.warning("balance: %s failed (%s) and so did the fallback %s (%s)", primary,
+                    type(exc).__name__, fallback, type(fb_exc).__name__)
+        return exc
+
+    def _served_stale(self, primary: str, exc: CoreError, fallback: str, stale: Balance) -> Balance:
+        with self._lock:
+            self._fallbacks_served[fallback] = self._fallbacks_served.get(fallback, 0) + 1
+        log.warning("balance: %s failed (%s); served stale from %s", primary, type(exc).__name__, fallback)
+        return stale.model_copy(update={"stale": True})
 
     def history(self, account_id: str, *, from_date: dt.date | None = None, to_date: dt.date | None = None,
                 limit: int = 50, cursor: str | None = None, timeout: float | None = None) -> Page[Transaction]:
@@ -171,6 +209,13 @@ class RoutedAccountSource:
         if page.next_cursor is None:
             return page
         return page.model_copy(update={"next_cursor": f"{name}:{page.next_cursor}"})
+
+    async def aclose(self) -> None:
+        """Close the sources' event-loop resources (those that have any)."""
+        for source in self.sources.values():
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                await close()
 
     def snapshot(self) -> dict[str, Any]:
         """Routes, fallbacks, and how many balances each fallback has served."""

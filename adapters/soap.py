@@ -32,12 +32,18 @@ What the adapter promises, and how:
   160-200 us per call over raw (zeep's serialise + parse, WS-Security, ``serialize_object``, mapping,
   validation). Keys that cannot exist (too long, empty) are answered ``RecordNotFound`` without a round
   trip.
+* **The event-loop path** (:meth:`SoapCore.abalance`, the facade's balance route): no worker thread, zeep's
+  envelope as a precompiled template, a strict lxml reader built from zeep's schema, zeep's own parse for
+  anything off the happy shape (:mod:`adapters.soap_async`), over a small keep-alive HTTP/1.1 client
+  (:mod:`adapters.soap_http`); the same checks, mappings and errors as :meth:`SoapCore.balance`. With a
+  proxy configured it runs :meth:`SoapCore.balance` in a worker thread instead.
 """
 
 from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import functools
 import logging
 import re
 import time
@@ -46,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import zeep
 import zeep.exceptions
 from lxml import etree
@@ -54,7 +61,9 @@ from zeep.plugins import Plugin
 from zeep.wsse.username import UsernameToken
 
 from adapters.errors import ContractViolation, RecordNotFound, Rejected
+from adapters.soap_async import FastOperation, screen
 from adapters.soap_errors import CB_NS, MainframeFault, RequestIdMismatch, mask, scrub, translate
+from adapters.soap_http import HttpPool
 from adapters.soap_transport import BoundedTransport, CallScope, current_call, pooled_session
 from canonical import Account, Balance, Customer, Page, Transaction, Transfer, TransferStatus
 
@@ -209,6 +218,9 @@ class SoapCore:
                                       wsse=UsernameToken(settings.username, settings.password),
                                       plugins=[_RequestIdCheck()])
             self.service = self.client.create_service(BINDING_QNAME, settings.endpoint)
+            # the event-loop path (balance only: the facade's hot read); zeep stays the source of truth
+            self._fast = {"BalanceInquiry": FastOperation(self.client, self.service._binding, "BalanceInquiry",
+                                                          "ACCT-NO")}
         except (zeep.exceptions.Error, etree.LxmlError, OSError, KeyError, ValueError) as exc:
             self.session.close()
             raise ValueError(f"cannot build the SOAP client from {settings.wsdl_path}: "
@@ -216,9 +228,18 @@ class SoapCore:
         self._operations = {op: self.service[op] for op in (
             "CustomerInquiry", "AccountList", "AccountInquiry", "BalanceInquiry", "TransactionHistory",
             "FundsTransfer", "TransferStatusInquiry")}
+        # the event-loop path's HTTP client; with a proxy configured abalance uses the zeep path in a thread
+        self.async_http = None if settings.proxy else HttpPool(settings.endpoint, pool_size=settings.pool_size,
+                                                               max_response_bytes=settings.max_response_bytes,
+                                                               verify=settings.verify)
 
     def close(self) -> None:
         self.session.close()
+
+    async def aclose(self) -> None:
+        """Close the event-loop path's idle connections (call from the loop that used them)."""
+        if self.async_http is not None:
+            await self.async_http.aclose()
 
     def __enter__(self) -> SoapCore:
         return self
@@ -266,6 +287,19 @@ class SoapCore:
         if key is None:
             raise self._not_found(op, "account", account_id)
         reply = self._call(op, {"ACCT-NO": key}, timeout, what=("account", key))
+        balance = self._read(op, "balance", self._record(op, reply, "BALANCE", "account", key))
+        return self._same(op, key, balance, balance.account_id)
+
+    async def abalance(self, account_id: str, *, timeout: float | None = None) -> Balance:
+        """:meth:`balance` on the event loop (aiohttp, zeep's envelope template, a strict lxml reader);
+        the same checks, mapping and errors."""
+        op = "BalanceInquiry"
+        if self.async_http is None:
+            return await anyio.to_thread.run_sync(functools.partial(self.balance, account_id, timeout=timeout))
+        key = _key(account_id, ACCT_NO_WIDTH)
+        if key is None:
+            raise self._not_found(op, "account", account_id)
+        reply = await self._acall(op, key, timeout)
         balance = self._read(op, "balance", self._record(op, reply, "BALANCE", "account", key))
         return self._same(op, key, balance, balance.account_id)
 
@@ -350,11 +384,7 @@ class SoapCore:
         budget = self.settings.read_timeout if timeout is None else timeout
         if budget <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-        rid = self._request_id()
-        if rid is not None and not _REQUEST_ID_OK.fullmatch(rid):
-            log.debug("soap %s: request id not sendable as cb:REQUEST-ID (1..64 printable ASCII); not sent",
-                      operation)
-            rid = None
+        rid = self._sendable_request_id(operation)
         call = CallScope.for_budget(budget, self.settings.connect_timeout, rid)
         kwargs = dict(fields)
         if rid is not None:
@@ -376,6 +406,38 @@ class SoapCore:
             raise ContractViolation(f"{operation} reply is not a message ({type(reply).__name__})",
                                     backend=BACKEND, operation=operation, outcome_unknown=write)
         return reply
+
+    async def _acall(self, operation: str, key: str, timeout: float | None) -> dict[str, Any]:
+        budget = self.settings.read_timeout if timeout is None else timeout
+        if budget <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        rid = self._sendable_request_id(operation)
+        call = CallScope.for_budget(budget, self.settings.connect_timeout, rid)
+        fast = self._fast[operation]
+        token = current_call.set(call)  # zeep's fallback parse (and its request id check) reads it
+        started = time.perf_counter()
+        try:
+            with translate(operation, sent=call):
+                http_reply = await self.async_http.post(fast.request(self.async_http, key, rid), call)
+                screen(http_reply.content)
+                reply = fast.parse(http_reply, rid)
+        finally:
+            current_call.reset(token)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("soap %s account=%s rid=%s %.1fms (async)", operation, mask(key), rid,
+                      (time.perf_counter() - started) * 1000)
+        if not isinstance(reply, dict):
+            raise ContractViolation(f"{operation} reply is not a message ({type(reply).__name__})",
+                                    backend=BACKEND, operation=operation)
+        return reply
+
+    def _sendable_request_id(self, operation: str) -> str | None:
+        rid = self._request_id()
+        if rid is not None and not _REQUEST_ID_OK.fullmatch(rid):
+            log.debug("soap %s: request id not sendable as cb:REQUEST-ID (1..64 printable ASCII); not sent",
+                      operation)
+            return None
+        return rid
 
     def _check(self, operation: str, reply: dict[str, Any], what: str, key: str) -> None:
         """RETURN-BLOCK: 0000 (and 0004 for lists) pass; 0008/N001 is RecordNotFound; else ContractViolation."""

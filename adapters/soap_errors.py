@@ -1,4 +1,5 @@
-"""Error translation at the SOAP adapter's edge: zeep, requests, urllib3 and lxml in, :mod:`adapters.errors` out.
+"""Error translation at the SOAP adapter's edge: zeep, requests, urllib3, lxml and the event-loop client's
+phase markers in, :mod:`adapters.errors` out.
 
 One context manager, :func:`translate`, wraps every call the adapter makes. The class of the error says
 what happened on the path to the core (the resilience pipeline retries and counts by class);
@@ -53,6 +54,10 @@ from mappings.engine import MappingApplyError
 
 __all__ = [
     "CB_NS",
+    "AnswerTimedOut",
+    "ConnectFailed",
+    "ConnectTimedOut",
+    "ConnectionLost",
     "HostileResponse",
     "MainframeFault",
     "RequestIdMismatch",
@@ -116,6 +121,26 @@ class HostileResponse(Exception):
 
 class RequestIdMismatch(Exception):
     """The response echoes a REQUEST-ID other than the one sent: it answers another request."""
+
+
+class _PhaseError(Exception):
+    """Raised by the event-loop HTTP client: which phase of the exchange failed."""
+
+
+class ConnectFailed(_PhaseError):
+    """The connection could not be made (refused, unreachable): nothing was sent."""
+
+
+class ConnectTimedOut(_PhaseError):
+    """The TCP (or TLS) connect did not finish in time: nothing was sent."""
+
+
+class AnswerTimedOut(_PhaseError):
+    """The request was sent; the whole answer did not arrive in time."""
+
+
+class ConnectionLost(_PhaseError):
+    """The connection broke (or answered something that is not HTTP) after the request was sent."""
 
 
 # -- classification --------------------------------------------------------------------------------
@@ -221,6 +246,8 @@ def translate(operation: str, *, write: bool = False, sent: Any = None) -> Itera
     except RequestIdMismatch as exc:
         raise ContractViolation(f"response answers another request: {exc}", backend=BACKEND,
                                 operation=operation, outcome_unknown=write) from None
+    except _PhaseError as exc:  # the event-loop path's HTTP client (adapters.soap_http)
+        raise _from_phase(exc, operation, write) from exc
     except MappingApplyError as exc:
         attempted = bool(getattr(sent, "attempted", True))
         raise ContractViolation(_mapping_message(exc), backend=BACKEND, operation=operation,
@@ -254,6 +281,17 @@ def _from_requests(exc: BaseException, operation: str, write: bool, budget: floa
                   | requests.exceptions.InvalidSchema):
         return BackendFault(f"bad endpoint URL: {text}", **kw)
     return BackendFault(f"HTTP error: {_root_text(exc)}", outcome_unknown=write, **kw)
+
+
+def _from_phase(exc: _PhaseError, operation: str, write: bool) -> CoreError:
+    kw: dict[str, Any] = {"backend": BACKEND, "operation": operation}
+    if isinstance(exc, ConnectTimedOut):
+        return BackendUnavailable(f"cannot connect: connect timed out ({exc})", **kw)
+    if isinstance(exc, ConnectFailed):
+        return BackendUnavailable(f"cannot connect: {scrub(str(exc), 160)}", **kw)
+    if isinstance(exc, AnswerTimedOut):
+        return BackendTimeout(str(exc), outcome_unknown=write, **kw)
+    return BackendUnavailable(f"connection lost: {scrub(str(exc), 160)}", outcome_unknown=write, **kw)
 
 
 def _root_text(exc: BaseException) -> str:

@@ -34,10 +34,11 @@ from zeep.transports import Transport
 
 from adapters.soap_errors import HostileResponse, ResponseTooLarge
 
-__all__ = ["BoundedTransport", "CallScope", "current_call", "pooled_session"]
+__all__ = ["CHUNK", "MARKERS", "BoundedTransport", "CallScope", "current_call", "pooled_session"]
 
 CHUNK = 64 * 1024
-_MARKERS = tuple(marker.encode(enc) for marker in ("<!DOCTYPE", "<!ENTITY")
+#: a DOCTYPE or ENTITY declaration in any of the encodings XML allows: refused before lxml sees the body
+MARKERS = tuple(marker.encode(enc) for marker in ("<!DOCTYPE", "<!ENTITY")
                  for enc in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"))
 
 
@@ -139,6 +140,6 @@ class BoundedTransport(Transport):
                 raise requests.exceptions.ReadTimeout(
                     f"the response body was not complete within {call.read:g} s", response=response)
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if any(marker in body for marker in _MARKERS):
+        if any(marker in body for marker in MARKERS):
             raise HostileResponse("DOCTYPE or ENTITY declaration in the response")
         return body

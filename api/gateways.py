@@ -12,7 +12,7 @@ never constructs a client itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,10 @@ def _loaded() -> bool:
     return True
 
 
+async def _nothing_to_aclose() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Gateways:
     customers: CustomerSource
@@ -44,5 +48,7 @@ class Gateways:
     health: Callable[[], Iterable[HealthRow]] = field(default=_no_health)
     #: releases clients, pools and sessions; the app calls it once at shutdown
     close: Callable[[], None] = field(default=_nothing_to_close)
+    #: releases event-loop resources (aiohttp sessions); the app awaits it at shutdown, before ``close``
+    aclose: Callable[[], Awaitable[None]] = field(default=_nothing_to_aclose)
     #: True once the mapping files are loaded (``/readyz`` is 503 until then)
     mappings_loaded: Callable[[], bool] = field(default=_loaded)

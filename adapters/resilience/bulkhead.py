@@ -6,18 +6,22 @@ backend. A call that finds the bulkhead full is refused with :class:`~adapters.e
 at once (``max_wait=0``) or after waiting at most ``max_wait`` seconds (never past the caller's
 deadline): queueing behind a hung backend only moves the timeout somewhere less visible.
 
-Async callers run the blocking adapter function in a worker thread through
-``anyio.to_thread.run_sync(fn, limiter=...)`` with one ``anyio.CapacityLimiter`` per backend, sized
-like the bulkhead: the limiter keeps this backend's threads out of anyio's shared default pool
-(40 threads for everything), and since admission already caps the calls at ``max_concurrent`` the
-limiter never makes anyone wait. Threads are not abandoned on cancellation, so a thread is
-accounted for until the adapter returns (which it does at the latest after its library timeout).
+Async callers that may wait queue as futures (FIFO) and are handed a slot by :meth:`exit` (through
+``call_soon_threadsafe``, so a slot freed by a worker thread wakes a waiter on the loop), not by
+polling. They either await a coroutine in the slot (an event-loop adapter) or run the blocking
+adapter function in a worker thread through ``anyio.to_thread.run_sync(fn, limiter=...)`` with one
+``anyio.CapacityLimiter`` per backend, sized like the bulkhead: the limiter keeps this backend's
+threads out of anyio's shared default pool (40 threads for everything), and since admission already
+caps the calls at ``max_concurrent`` the limiter never makes anyone wait. Threads are not abandoned
+on cancellation, so a thread is accounted for until the adapter returns (which it does at the latest
+after its library timeout).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
-import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -31,7 +35,21 @@ __all__ = ["Bulkhead"]
 
 T = TypeVar("T")
 
-_ASYNC_POLL = 0.002  # seconds between admission checks for an async caller allowed to wait
+
+class _Waiter:
+    """An async caller queued for a slot; ``granted`` is set under the bulkhead's lock."""
+
+    __slots__ = ("future", "granted", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.granted = False
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class Bulkhead:
@@ -47,6 +65,7 @@ class Bulkhead:
         self._in_flight = 0
         self._peak = 0
         self._rejected = 0
+        self._waiters: deque[_Waiter] = deque()
         self.limiter = anyio.CapacityLimiter(max_concurrent)
 
     # -- state ------------------------------------------------------------------------------------
@@ -82,15 +101,28 @@ class Bulkhead:
         with self._cond:
             if self._take():
                 return
-            if wait > 0 and self._cond.wait_for(lambda: self._in_flight < self.max_concurrent, wait):
+            if wait > 0 and self._cond.wait_for(self._free, wait):
                 self._take()
                 return
             raise self._refuse(operation)
+
+    def _free(self) -> bool:  # under the condition's lock; queued async callers go first
+        return self._in_flight < self.max_concurrent and not self._waiters
 
     def exit(self) -> None:
         with self._cond:
             if self._in_flight <= 0:
                 raise RuntimeError("bulkhead exit without enter")
+            while self._waiters:  # hand the slot straight to the oldest async waiter
+                waiter = self._waiters.popleft()
+                if waiter.loop.is_closed():
+                    continue
+                waiter.granted = True
+                if asyncio._get_running_loop() is waiter.loop:  # same thread: no self-pipe write needed
+                    waiter.loop.call_soon(_wake, waiter.future)
+                else:
+                    waiter.loop.call_soon_threadsafe(_wake, waiter.future)
+                return
             self._in_flight -= 1
             self._cond.notify()
 
@@ -103,16 +135,30 @@ class Bulkhead:
             self.exit()
 
     async def enter_async(self, timeout: float | None = None, *, operation: str | None = None) -> None:
-        """Like :meth:`enter` without blocking the event loop (waiting, if allowed, by polling)."""
+        """Like :meth:`enter` without blocking the event loop (waiting, if allowed, in a FIFO queue)."""
         wait = self.max_wait if timeout is None else min(self.max_wait, timeout)
-        until = time.monotonic() + wait
-        while True:
+        with self._cond:
+            if not self._waiters and self._take():
+                return
+            if wait <= 0:
+                raise self._refuse(operation)
+            waiter = _Waiter(asyncio.get_running_loop())
+            self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter.future), wait)
+        except BaseException as exc:  # timed out or cancelled: leave the queue (a slot granted meanwhile is ours)
+            timed_out = isinstance(exc, TimeoutError)
             with self._cond:
-                if self._take():
-                    return
-                if time.monotonic() >= until:
-                    raise self._refuse(operation)
-            await anyio.sleep(min(_ASYNC_POLL, max(0.0, until - time.monotonic())))
+                granted = waiter.granted
+                if not granted:
+                    self._waiters.remove(waiter)
+                    if timed_out:
+                        raise self._refuse(operation) from None
+            if granted and timed_out:
+                return
+            if granted:
+                self.exit()
+            raise
 
     # -- running ----------------------------------------------------------------------------------
 

@@ -15,8 +15,9 @@ Order, outermost first (as in the architecture guide)::
 * The **per-attempt timeout** ``min(attempt_timeout, time left)`` is passed to ``fn`` as
   ``timeout=``: a thread cannot be cancelled, so the adapter must use it as its library timeout.
 
-Business code calls :meth:`Pipeline.call` (sync) or :meth:`Pipeline.call_async` (runs ``fn`` in a
-worker thread on the backend's limiter) and carries no retry logic of its own.
+Business code calls :meth:`Pipeline.call` (sync), :meth:`Pipeline.call_async` (runs ``fn`` in a
+worker thread on the backend's limiter) or :meth:`Pipeline.call_coro` (``fn`` is a coroutine function
+of an event-loop adapter: awaited in the slot, no thread) and carries no retry logic of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import functools
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -147,6 +148,24 @@ class Pipeline:
                                              before_sleep=self._count_retry)
         return await retrying(self._attempt_async, fn, dl, operation)
 
+    async def call_coro(self, fn: Callable[..., Awaitable[T]], *, idempotent: bool, operation: str,
+                        deadline: Deadline | float | None = None) -> T:
+        """As :meth:`call` for a coroutine function ``fn(timeout=...)``, awaited on the event loop under the
+        same policies (the retry decisions of :meth:`RetryPolicy.next_sleep`, tenacity's order)."""
+        dl = self.deadline_for(deadline)
+        self._count_call()
+        attempt = 1
+        while True:
+            try:
+                return await self._attempt_coro(fn, dl, operation)
+            except Exception as exc:  # noqa: BLE001 - re-raised below unless the policy retries it
+                sleep = self.retry.next_sleep(exc, attempt, idempotent=idempotent, deadline=dl)
+                if sleep is None:
+                    raise
+            self._count_retry(None)
+            await self.clock.sleep_async(sleep)
+            attempt += 1
+
     def snapshot(self) -> dict[str, Any]:
         """This pipeline's state for metrics and readiness (plain values, JSON-ready)."""
         m = self.breaker.metrics()
@@ -210,6 +229,26 @@ class Pipeline:
         finally:
             self.bulkhead.exit()
 
+    async def _attempt_coro(self, fn: Callable[..., Awaitable[T]], deadline: Deadline, operation: str) -> T:
+        permit = self._admit(deadline, operation)
+        try:
+            await self.bulkhead.enter_async(deadline.remaining(), operation=operation)
+        except BaseException:
+            permit.ignore()
+            raise
+        try:
+            timeout = self._attempt_timeout(permit, deadline, operation)
+            start = self.clock.now()
+            try:
+                result = await fn(timeout=timeout)
+            except BaseException as exc:
+                self._failed(permit, exc, self.clock.now() - start, operation)
+                raise
+            self._succeeded(permit, self.clock.now() - start)
+            return result
+        finally:
+            self.bulkhead.exit()
+
     def _admit(self, deadline: Deadline, operation: str) -> Permit:
         with self._counter_lock:
             self._attempts += 1
@@ -254,6 +293,6 @@ class Pipeline:
         with self._counter_lock:
             self._calls += 1
 
-    def _count_retry(self, retry_state: RetryCallState) -> None:
+    def _count_retry(self, retry_state: RetryCallState | None) -> None:
         with self._counter_lock:
             self._retries += 1

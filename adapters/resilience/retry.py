@@ -12,6 +12,10 @@
   ``min_attempt_timeout``; the sleep itself never passes the deadline.
 
 When retrying stops, the last attempt's own exception is re-raised (``reraise=True``).
+
+:meth:`RetryPolicy.next_sleep` is the same decision without tenacity, in tenacity's order (retry?
+then the wait, then the stops: attempts, deadline, budget), for the event-loop path of the pipeline,
+where a tenacity ``AsyncRetrying`` per call cost ~50 us of a ~1 ms request.
 """
 
 from __future__ import annotations
@@ -102,6 +106,7 @@ class RetryPolicy:
         self.budget = budget
         self.min_attempt_timeout = min_attempt_timeout
         self.rng = rng or random.Random()
+        self._jitter = FullJitter(backoff_base, backoff_cap, self.rng)
 
     def _kwargs(self, *, idempotent: bool, deadline: Deadline,
                 before_sleep: Callable[[RetryCallState], None] | None) -> dict[str, object]:
@@ -118,6 +123,21 @@ class RetryPolicy:
             "before_sleep": before_sleep,
             "reraise": True,
         }
+
+    def next_sleep(self, exc: BaseException, attempt_number: int, *, idempotent: bool,
+                   deadline: Deadline) -> float | None:
+        """Seconds to sleep before attempt ``attempt_number + 1`` after ``exc``, or None to stop (re-raise)."""
+        if not is_retryable(exc, idempotent=idempotent):
+            return None
+        sleep = self.rng.uniform(0.0, self._jitter.ceiling(attempt_number))
+        sleep = max(0.0, min(sleep, deadline.remaining()))
+        if attempt_number >= self.max_attempts:
+            return None
+        if deadline.remaining() - sleep < self.min_attempt_timeout:
+            return None
+        if not self.budget.allow_retry():
+            return None
+        return sleep
 
     def retrying(self, *, idempotent: bool, deadline: Deadline, clock: Clock,
                  before_sleep: Callable[[RetryCallState], None] | None = None) -> tenacity.Retrying:

@@ -47,8 +47,9 @@ def router(services: Services, auth: Authenticator, settings: Settings) -> APIRo
                        "`stale: true` when the core did not answer and the figures come from a fallback "
                        "(replica or cache). Scope: `accounts:read`.",
            responses={200: example(BALANCE_EXAMPLE), **_ERRORS})
-    def get_balance(account_id: AccountId, caller: AccountsCaller) -> Response:
-        return json_response(services.accounts.balance(caller, account_id))
+    async def get_balance(account_id: AccountId, caller: AccountsCaller) -> Response:
+        # on the event loop: the SOAP balance call is awaited, no worker thread (the facade's hot path)
+        return json_response(await services.accounts.abalance(caller, account_id))
 
     @r.get("/{account_id}/transactions", response_model=TransactionPage, summary="An account's transactions",
            description="Newest first, filtered on the booking date (`from`, `to`: inclusive, YYYY-MM-DD). Pass "

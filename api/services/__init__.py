@@ -1,4 +1,6 @@
-"""Use cases of the facade: thin, synchronous (the ports block), and free of HTTP.
+"""Use cases of the facade: thin, synchronous (the ports block), and free of HTTP. The one exception is
+the hot read, ``AccountService.abalance``: awaited on the event loop when the port has an ``abalance``
+coroutine (the SOAP adapter's), in a worker thread otherwise.
 
 Each service takes the :class:`~api.auth.Caller` and checks ownership before it returns anything:
 an object of another customer is reported exactly like a missing one (``canonical.NotFound``),

@@ -14,12 +14,15 @@ asks the core. Unknown accounts are never remembered: a new account is visible a
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import TypeVar
+
+import anyio.to_thread
 
 from adapters.errors import RecordNotFound
 from adapters.ports import AccountSource
@@ -66,6 +69,16 @@ class Access:
         known = self._recall(account_id)
         if known is None:
             return self.account(caller, account_id).id
+        owner, core_id = known
+        return self._check(caller, account_id, owner, core_id)
+
+    async def aowned(self, caller: Caller, account_id: str) -> str:
+        """:meth:`owned` for the event loop: a remembered owner costs a dictionary lookup; otherwise the
+        core is asked in a worker thread."""
+        known = self._recall(account_id)
+        if known is None:
+            account = await anyio.to_thread.run_sync(functools.partial(self.account, caller, account_id))
+            return account.id
         owner, core_id = known
         return self._check(caller, account_id, owner, core_id)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+
+import anyio.to_thread
 
 from adapters.ports import AccountSource
 from api.auth import Caller
@@ -32,6 +35,15 @@ class AccountService:
 
     def balance(self, caller: Caller, account_id: str) -> Balance:
         return self._accounts.balance(self._access.owned(caller, account_id), timeout=self._timeout)
+
+    async def abalance(self, caller: Caller, account_id: str) -> Balance:
+        """:meth:`balance` on the event loop: the port's ``abalance`` when it has one (no thread hop)."""
+        core_id = await self._access.aowned(caller, account_id)
+        native = getattr(self._accounts, "abalance", None)
+        if native is not None:
+            return await native(core_id, timeout=self._timeout)
+        return await anyio.to_thread.run_sync(functools.partial(self._accounts.balance, core_id,
+                                                                timeout=self._timeout))
 
     def transactions(self, caller: Caller, account_id: str, *, from_date: dt.date | None, to_date: dt.date | None,
                      limit: int, cursor: str | None) -> TransactionPage:

@@ -8,6 +8,9 @@ import logging
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from adapters.errors import BackendTimeout
 from api.app import create_app
@@ -166,6 +169,34 @@ def test_masking_filter_masks_records_in_place():
 ])
 def test_mask_text(raw, masked):
     assert mask_text(raw) == masked
+
+
+_PIECES = st.sampled_from(["1", "12", "4111", "0543", "1234567890", " ", "-", "--", "name", "Name=", "first_name",
+                           "hostname", ": ", "'x'", '"y"', "a", ",", "{", "}", "=", "_"])
+
+
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=14).map("".join))
+def test_the_quick_screen_changes_no_result(text):
+    """``mask_text`` returns a text without 10 digits in a row (single blanks or dashes between them) and
+    without "name" unchanged after one scan: the three rules would not have changed it either."""
+    from api.observability import _ACCOUNT, _CARD, _NAME_FIELD, _account, _card, _name
+
+    full = _NAME_FIELD.sub(_name, _ACCOUNT.sub(_account, _CARD.sub(_card, text)))
+    assert mask_text(text) == full
+
+
+def test_the_json_lines_are_masked_once_and_still_masked(client, tokens, caplog):
+    stream = io.StringIO()
+    handler = configure_logging("INFO", "json", stream)
+    try:
+        client.get("/healthz", headers={"X-Request-ID": "acct-110000000543"})  # a client-chosen id
+        logging.getLogger("corebridge.test").info("plain", extra={"note": "card 4111-1111-1111-1111"})
+    finally:
+        logging.getLogger().removeHandler(handler)
+    text = stream.getvalue()
+    assert "110000000543" not in text and "4111-1111-1111-1111" not in text
+    assert "acct-********0543" in text and all(unmasked(x) is None for x in text.splitlines())
 
 
 def test_the_log_scanner_would_catch_leaks():

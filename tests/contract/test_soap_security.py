@@ -9,6 +9,7 @@ transport's pre-screen (DOCTYPE/ENTITY, size cap) and, behind it, zeep's parser 
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import threading
 import time
@@ -170,13 +171,21 @@ PASSWD = Path("/etc/passwd").read_text() if Path("/etc/passwd").exists() else ""
 
 
 @pytest.mark.parametrize("name", list(PAYLOADS))
-@pytest.mark.parametrize("operation", ["balance", "post"])
+@pytest.mark.parametrize("operation", ["balance", "abalance", "post"])
 def test_hostile_replies_are_refused_fast_and_small(hostile, adapter, name, operation):
     hostile.payload = PAYLOADS[name](hostile.base)
     hostile.gets.clear()
     if operation == "balance":
         def call():
             return adapter.balance("110000000543")
+    elif operation == "abalance":  # the event-loop path: aiohttp, the template, its own lxml parser
+        def call():
+            async def main():
+                try:
+                    return await adapter.abalance("110000000543")
+                finally:
+                    await adapter.aclose()
+            return asyncio.run(main())
     else:
         def call():
             return adapter.post(Transfer(reference="EVIL-1", from_account="110000000543", to_account="159000000016",
@@ -233,3 +242,19 @@ def test_the_transport_loads_no_url(adapter, hostile):
             adapter.transport.load(url)
     assert "file://" not in adapter.session.adapters
     assert hostile.gets == []
+
+
+@pytest.mark.parametrize("name", ["billion-laughs", "quadratic-blowup", "xxe-etc-passwd", "parameter-entity",
+                                  "external-dtd", "utf16-laughs", "deep-nesting"])
+def test_the_event_loop_parser_alone_refuses_them_too(hostile, adapter, name):
+    """Second line of the event-loop path (the transport's DOCTYPE/ENTITY screen bypassed): its own
+    lxml parser expands nothing and fetches nothing, and zeep, which gets what is off the happy shape,
+    refuses the rest."""
+    from adapters.soap_async import Reply
+    from adapters.soap_errors import translate
+
+    hostile.gets.clear()
+    fast = adapter._fast["BalanceInquiry"]
+    with PeakRss() as rss, pytest.raises(ContractViolation), translate("BalanceInquiry"):
+        fast.parse(Reply(200, {"Content-Type": "text/xml"}, PAYLOADS[name](hostile.base)), None)
+    assert rss.growth < RSS_LIMIT and hostile.gets == []
