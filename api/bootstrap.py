@@ -7,6 +7,9 @@ facade needs, each behind its resilience pipeline and routed per settings::
     OdbcCore ---- ResilientAccountSource(odbc/read) ---+-- RoutedAccountSource (balance falls back
                                                            to the ODBC replica, marked stale)
     SoapCore ---- ResilientTransferGateway(soap/write, inquiries on soap/read)
+    OdbcCore ---- ResilientTransferInquiry(odbc/read): inquiries when SOAP cannot answer (FallbackInquiryGateway)
+
+``build_app`` also attaches the end-of-day fallback of the reconciler (``store.end_of_day_fallback``).
 
 ``create_app_from_settings()`` is the factory ``uvicorn`` and ``corebridge serve`` use. Nothing is
 built at import time.
@@ -14,6 +17,7 @@ built at import time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -23,13 +27,20 @@ from fastapi import FastAPI
 from adapters.errors import ContractViolation
 from adapters.odbc import OdbcCore
 from adapters.resilience import ResilienceRegistry
-from adapters.resilient import ResilientAccountSource, ResilientCustomerSource, ResilientTransferGateway
+from adapters.resilient import (
+    ResilientAccountSource,
+    ResilientCustomerSource,
+    ResilientTransferGateway,
+    ResilientTransferInquiry,
+)
 from adapters.routing import RoutedAccountSource, RoutedCustomerSource
 from adapters.soap import SoapCore
 from api.app import create_app
 from api.gateways import Gateways
 from api.observability import Metrics, configure_logging, outcome_of, request_id_var
+from api.services.inquiry import FallbackInquiryGateway
 from api.settings import Settings, load_settings
+from api.store import Store, StoreSettings
 from mappings.engine import MAPPINGS_DIR, MappingRegistry
 
 log = logging.getLogger(__name__)
@@ -57,6 +68,7 @@ def build_gateways(settings: Settings, metrics: Metrics, *,
     soap_write = resilience.pipeline("soap", "write", settings.resilience.soap.to_config())
     account_sources: dict[str, Any] = {"soap": ResilientAccountSource(soap, soap_read, observer=observe)}
     customer_sources: dict[str, Any] = {"soap": ResilientCustomerSource(soap, soap_read, observer=observe)}
+    transfers: Any = ResilientTransferGateway(soap, soap_write, inquire_pipeline=soap_read, observer=observe)
 
     if settings.backends.odbc.connection_string is not None:
         odbc = OdbcCore(settings.backends.odbc.to_adapter_settings(), registry)
@@ -64,13 +76,13 @@ def build_gateways(settings: Settings, metrics: Metrics, *,
         odbc_read = resilience.pipeline("odbc", "read", settings.resilience.odbc.to_config())
         account_sources["odbc"] = ResilientAccountSource(odbc, odbc_read, observer=observe)
         customer_sources["odbc"] = ResilientCustomerSource(odbc, odbc_read, observer=observe)
+        transfers = FallbackInquiryGateway(transfers, ResilientTransferInquiry(odbc, odbc_read, observer=observe))
 
     routing = settings.routing.to_adapter_settings()
     fallbacks = {op: backend for op, backend in settings.routing.fallbacks.items() if backend in account_sources}
     accounts: Any = RoutedAccountSource(account_sources, routing.routes, fallbacks)
     accounts = _with_batch(settings, registry, accounts, closers)
     customers = RoutedCustomerSource(customer_sources, routing.routes)
-    transfers = ResilientTransferGateway(soap, soap_write, inquire_pipeline=soap_read, observer=observe)
 
     def close() -> None:
         for fn in closers:
@@ -80,7 +92,7 @@ def build_gateways(settings: Settings, metrics: Metrics, *,
                 log.exception("closing a backend client failed")
 
     return Gateways(customers=customers, accounts=accounts, transfers=transfers, health=resilience.snapshot,
-                    close=close, mappings_loaded=lambda: len(registry) > 0)
+                    close=close, aclose=soap.aclose, mappings_loaded=lambda: len(registry) > 0)
 
 
 def _with_batch(settings: Settings, registry: MappingRegistry, accounts: Any, closers: list[Callable[[], Any]]) -> Any:
@@ -111,10 +123,34 @@ def _with_batch(settings: Settings, registry: MappingRegistry, accounts: Any, cl
     return BatchHistoryAccountSource(accounts, store, batch.history_mode)
 
 
-def build_app(settings: Settings | None = None) -> FastAPI:
+def build_app(settings: Settings | None = None, *, store: Store | None = None,
+              store_settings: StoreSettings | None = None, reconciler: bool = True) -> FastAPI:
+    """The app over ``build_gateways``; ``store``/``store_settings``/``reconciler`` as for ``create_app``."""
     settings = settings or load_settings()
     metrics = Metrics()
-    return create_app(settings, build_gateways(settings, metrics), metrics=metrics)
+    gateways = build_gateways(settings, metrics)
+    end_of_day = None
+    if (store_settings or settings.store).end_of_day_fallback:
+        from api.batch.store import open_store
+        from api.services.eod_lookup import BatchStorePostings
+
+        end_of_day = BatchStorePostings(open_store(settings.batch.store_target))  # its own connection
+        gateways = dataclasses.replace(gateways, close=_then(gateways.close, end_of_day.close))
+    app = create_app(settings, gateways, metrics=metrics, store=store, store_settings=store_settings,
+                     reconciler=reconciler)
+    if end_of_day is not None and app.state.services.exactly_once is not None:
+        app.state.services.exactly_once.use_end_of_day(end_of_day)
+    return app
+
+
+def _then(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        try:
+            first()
+        finally:
+            second()
+
+    return both
 
 
 def create_app_from_settings() -> FastAPI:

@@ -1,7 +1,8 @@
 """The background reconciler: one daemon thread per facade instance.
 
 Every ``reconcile_interval_seconds`` it resolves UNKNOWN intents (and PENDING/SENT ones left stale
-by a crash) by asking the core by reference (:meth:`ExactlyOnceService.reconcile`); every
+by a crash) by asking the core by reference, and, for old intents the core cannot be asked about, the
+end-of-day files (:meth:`ExactlyOnceService.reconcile`, :mod:`api.services.eod_lookup`); every
 ``sweep_interval_seconds`` it deletes expired idempotency keys (:meth:`ExactlyOnceService.sweep`).
 Several instances may run it against one shared store: each intent is driven under a lease, so
 two reconcilers never work on the same intent at once.

@@ -17,6 +17,8 @@ resend was immediate: a delayed request reached the core after the inquiry); the
 asked -> 202 with the transfer in status ``unknown`` and ``Location: /v1/transfers/{reference}``.
 The 202 is then the key's stored response until the intent is resolved (by a retry with the key,
 or by :mod:`api.reconciler`); after that a replay returns the *final* outcome (201 or 422), as the draft allows.
+When the core cannot be asked for an intent older than ``end_of_day_after_seconds``, the reconciler
+consults the core's end-of-day files (:mod:`api.services.eod_lookup`, attached by the composition root).
 
 A definite failure (the request never left: connection refused, circuit open) stores nothing: the
 intent goes back to PENDING and a retry with the key sends it under the same reference.
@@ -40,6 +42,7 @@ from api.auth import Caller
 from api.problems import REJECTED, problem_body
 from api.schemas import TransferRequest
 from api.services.access import Access
+from api.services.eod_lookup import EndOfDayPass, EndOfDayPostings, PostedIntents, Verdict
 from api.services.transfers import TransferService, new_reference
 from api.store import FINAL_STATES, Intent, IntentState, Store, StoredResponse
 from api.store.settings import StoreSettings
@@ -102,6 +105,13 @@ class ExactlyOnceService:
         self.settings = settings or StoreSettings()
         self._timeout = timeout
         self._clock = clock
+        self.end_of_day: EndOfDayPostings | None = None
+
+    def use_end_of_day(self, postings: EndOfDayPostings | None) -> None:
+        """The reconciler's last resort (None: off); the store must also answer ``posted_after``."""
+        if postings is not None and not hasattr(self.store, "posted_after"):
+            raise TypeError(f"{type(self.store).__name__} cannot list posted intents (posted_after)")
+        self.end_of_day = postings
 
     # -- POST ------------------------------------------------------------------------------------
     def post(self, caller: Caller, request: TransferRequest, key: str | None) -> Reply:
@@ -149,12 +159,14 @@ class ExactlyOnceService:
         return reply
 
     # -- driving an intent to an outcome (the lease is held) ---------------------------------------
-    def _drive(self, intent: Intent, owner: str) -> Reply:
+    def _drive(self, intent: Intent, owner: str, eod: EndOfDayPass | None = None) -> Reply:
         transfer = Transfer.model_validate_json(intent.transfer)
         ref = intent.reference
         try:
             if intent.state in (IntentState.SENT, IntentState.UNKNOWN):
                 found = self._ask(ref)
+                if found is None and eod is not None:
+                    found = self._ask_end_of_day(eod, intent, transfer)
                 if found is None:
                     return self._unknown(transfer, owner)
                 if isinstance(found, Transfer):
@@ -209,6 +221,18 @@ class ExactlyOnceService:
             return NOTHING
         last = attempts[-1]
         return last if last.status is TransferStatus.REJECTED else None
+
+    def _ask_end_of_day(self, eod: EndOfDayPass, intent: Intent, transfer: Transfer) -> Transfer | _Nothing | None:
+        """The end-of-day files' answer, in the shape of :meth:`_ask`'s."""
+        answer = eod.answer(intent, transfer)
+        if answer.verdict is Verdict.POSTED:
+            log.info("transfer %s: posted on %s according to the end-of-day files", intent.reference,
+                     answer.business_date)
+            return transfer.model_copy(update={"status": TransferStatus.POSTED, "value_date": answer.business_date})
+        if answer.verdict is Verdict.NOT_POSTED:
+            log.info("transfer %s: not in the end-of-day files that cover its sending", intent.reference)
+            return NOTHING
+        return None
 
     def _final(self, sent: Transfer, outcome: Transfer, owner: str) -> Reply:
         ref = sent.reference
@@ -267,8 +291,10 @@ class ExactlyOnceService:
         now = self._clock()
         owner = "reconciler-" + uuid.uuid4().hex
         resolved = 0
-        for intent in self.store.due(now=now, stale_before=now - self.settings.stale_after_seconds,
-                                     limit=self.settings.reconcile_batch):
+        due = self.store.due(now=now, stale_before=now - self.settings.stale_after_seconds,
+                             limit=self.settings.reconcile_batch)
+        eod = self._end_of_day_pass(due, now)
+        for intent in due:
             if not self.store.claim(intent.reference, owner, now=self._clock(),
                                     lease_seconds=self.settings.lease_seconds):
                 continue
@@ -279,7 +305,7 @@ class ExactlyOnceService:
                 if current.state is IntentState.PENDING and current.response is None:
                     self._settle_pending(current, owner)  # never sent; the client was told nothing final
                 else:
-                    self._drive(current, owner)
+                    self._drive(current, owner, eod)
             except (CoreError, IdempotencyError) as exc:
                 log.info("transfer %s: still unresolved (%s)", intent.reference, type(exc).__name__)
             except Exception:  # noqa: BLE001 - one bad intent must not stop the others
@@ -290,6 +316,17 @@ class ExactlyOnceService:
             if after is not None and after.state in FINAL_STATES:
                 resolved += 1
         return resolved
+
+    def _end_of_day_pass(self, due: list[Intent], now: float) -> EndOfDayPass | None:
+        """This pass's end-of-day view over the sent intents old enough for it (queried on first need)."""
+        if self.end_of_day is None:
+            return None
+        old = [i for i in due if i.state in (IntentState.SENT, IntentState.UNKNOWN)
+               and now - i.created_at >= self.settings.end_of_day_after_seconds]
+        if not old:
+            return None
+        intents: PostedIntents = self.store  # type: ignore[assignment]  # checked by use_end_of_day
+        return EndOfDayPass(self.end_of_day, intents, old, resend_after_seconds=self.settings.resend_after_seconds)
 
     def _settle_pending(self, intent: Intent, owner: str) -> None:
         transfer = Transfer.model_validate_json(intent.transfer)

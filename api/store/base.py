@@ -137,7 +137,8 @@ CREATE TABLE IF NOT EXISTS cb_intents (
     PRIMARY KEY (principal, idem_key)
 );
 CREATE INDEX IF NOT EXISTS cb_intents_state ON cb_intents (state, updated_at);
-CREATE INDEX IF NOT EXISTS cb_intents_expiry ON cb_intents (expires_at)
+CREATE INDEX IF NOT EXISTS cb_intents_expiry ON cb_intents (expires_at);
+CREATE INDEX IF NOT EXISTS cb_intents_created ON cb_intents (state, created_at)
 """
 
 
@@ -233,6 +234,12 @@ class SqlStore(ABC):
             f"SELECT {_COLUMNS} FROM cb_intents WHERE (state = 'unknown' OR (state IN ('pending', 'sent') "  # noqa: S608
             "AND updated_at < ?)) AND (owner IS NULL OR lease_until IS NULL OR lease_until < ?) "
             "ORDER BY updated_at LIMIT ?", (stale_before, now, limit))
+        return [_row_to_intent(r) for r in rows]
+
+    def posted_after(self, created_after: float, limit: int) -> list[Intent]:
+        """POSTED intents created after ``created_after``, oldest first (end-of-day witnesses)."""
+        _, rows = self._run(f"SELECT {_COLUMNS} FROM cb_intents WHERE state = 'posted' AND created_at > ? "  # noqa: S608
+                            "ORDER BY created_at LIMIT ?", (created_after, limit))
         return [_row_to_intent(r) for r in rows]
 
     def count(self) -> int:

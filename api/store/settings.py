@@ -44,3 +44,8 @@ class StoreSettings(BaseModel):
     reconcile_interval_seconds: float = Field(5.0, gt=0, description="how often the reconciler runs")
     sweep_interval_seconds: float = Field(300.0, gt=0, description="how often expired keys are deleted")
     reconcile_batch: int = Field(100, ge=1, description="intents resolved per reconciler run at most")
+    end_of_day_fallback: bool = Field(
+        False, description="when the core cannot be asked, the reconciler consults the end-of-day TXNHIST files "
+                           "ingested into the batch store (batch.store; see api/services/eod_lookup.py)")
+    end_of_day_after_seconds: float = Field(
+        3600.0, ge=0, description="an intent is looked up in the end-of-day files only when at least this old")

@@ -294,10 +294,15 @@ class EodWriter:
         return paths
 
     def close_business_day(self) -> list[Path]:
-        """Write the current business day's files (always afresh), then advance the date a day."""
+        """Advance the date a day, then write the closed day's files (always afresh).
+
+        In that order, so that a day's TXNHIST file is complete: advancing waits for the postings in
+        flight, and every later posting carries the next date (a reconciler may read a reference's
+        absence from the file as "not posted").
+        """
         today = self.ledger.business_date()
+        self.ledger.advance_business_date(today + dt.timedelta(days=1))
         paths = self.write_day(today, force=True)
-        self.ledger.set_business_date(today + dt.timedelta(days=1))
         log.info("business day %s closed; business date is now %s", today,
                  today + dt.timedelta(days=1))
         return paths

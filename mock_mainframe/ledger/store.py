@@ -169,6 +169,20 @@ class Ledger:
     def set_business_date(self, d: dt.date) -> None:
         self.set_control("BUSDATE", str(to_cyymmdd(d)))
 
+    def advance_business_date(self, d: dt.date) -> None:
+        """Set the date in one writer transaction, serialised with postings (they read the date inside
+        theirs): once this returns, every posting of the old date is committed and none can follow it."""
+        conn = self.connect()
+        conn.execute(self.dialect.begin)
+        try:
+            if self.dialect.serialize_writers:
+                conn.execute(self.dialect.serialize_writers)
+            self.set_control("BUSDATE", str(to_cyymmdd(d)), conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     # -- inquiries -------------------------------------------------------------------
     def customer(self, cust_no: str) -> dict[str, Any] | None:
         rows = self.query("SELECT * FROM CUSTMAST WHERE CUST_NO = ?", (cust_no.ljust(10),))

@@ -1,33 +1,36 @@
 """The bank harness shared by the chaos bank tests (:mod:`tests.chaos.test_bank` on one facade with a
 SQLite store, :mod:`tests.chaos.test_bank_postgres` on two facades sharing one PostgreSQL store): the mock
-mainframe behind a fault proxy, facades on real uvicorn servers, the clients, the fault schedule and the
-invariants (see test_bank's docstring). ``CHAOS_SEED=<n>`` replays a schedule.
+mainframe behind a fault proxy, facades as child processes (one killed and restarted), the clients, the
+fault schedule and the invariants (see test_bank's docstring). ``CHAOS_SEED=<n>`` replays a schedule.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from pydantic import SecretStr
 
-from api.app import create_app
 from api.auth import mint_demo_token
-from api.bootstrap import build_gateways
 from api.demo import DEMO_SCOPES, demo_settings
-from api.observability import Metrics
-from api.store import Store, StoreSettings
+from api.settings import ENV_PREFIX, Settings
+from api.store import StoreSettings
 from mock_mainframe.config import MockConfig
 from mock_mainframe.faultproxy import FaultProxy
 from mock_mainframe.faults import FaultRule
@@ -57,54 +60,97 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class Facade:
-    """The facade served by a real uvicorn server in a thread; ``restart`` keeps the store and the port."""
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``settings`` as the ``COREBRIDGE_...`` environment of a child process (a section per variable, as
+    JSON; secrets revealed, since the child must use them)."""
 
-    def __init__(self, settings: Any, open_store: Callable[[], Store], port: int, store_settings: StoreSettings,
-                 name: str = "facade") -> None:
-        self.settings, self.open_store, self.port, self.store_settings = settings, open_store, port, store_settings
-        self.name = name
-        self.stores: list[Store] = []
-        self.server: uvicorn.Server | None = None
-        self.thread: threading.Thread | None = None
+    def plain(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, Path | Decimal):
+            return str(value)
+        raise TypeError(f"cannot pass {type(value).__name__} to a child process")
+
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            env[ENV_PREFIX + name.upper()] = json.dumps(value, default=plain)
+        else:
+            env[ENV_PREFIX + name.upper()] = plain(value) if isinstance(value, SecretStr | Path) else str(value)
+    return env
+
+
+class Facade:
+    """The facade as a child process, as in production: ``python -m api.cli serve`` (uvicorn over the
+    composition root, the store and the reconciler of ``settings.store``). ``restart`` kills it with
+    SIGKILL (no shutdown: leases held, requests cut mid-flight) and starts a new process on the same store
+    and port. Its log goes to ``log_dir``."""
+
+    def __init__(self, settings: Settings, log_dir: Path, name: str = "facade") -> None:
+        self.settings, self.log_dir, self.name = settings, log_dir, name
+        self.port = settings.server.port
+        self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.kills = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.name}.log"
+
     def start(self) -> None:
-        metrics = Metrics()
-        store = self.open_store()  # a new instance on the same store, as a new process would open
-        self.stores.append(store)
-        app = create_app(self.settings, build_gateways(self.settings, metrics), metrics=metrics, store=store,
-                         store_settings=self.store_settings)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
-                                lifespan="on", timeout_graceful_shutdown=3, timeout_keep_alive=5)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"{self.name}-{self.starts}", daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert self.thread.is_alive(), "the facade did not start"
-            assert time.monotonic() < deadline, "the facade did not start within 20 s"
-            time.sleep(0.05)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+        env.update(settings_env(self.settings))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- start {self.starts + 1}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=env, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        with httpx.Client(timeout=1.0) as http:
+            while True:
+                assert self.proc.poll() is None, f"{self.name} exited ({self.proc.returncode}): {self.log_tail()}"
+                assert time.monotonic() < deadline, f"{self.name} not up within 60 s: {self.log_tail()}"
+                try:
+                    if http.get(self.url + "/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
         self.starts += 1
 
-    def stop(self) -> None:
-        if self.server is not None and self.thread is not None:
-            self.server.should_exit = True
-            self.thread.join(20)
-        self.server = self.thread = None
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies on the spot, as in a crash or an OOM kill."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(20)
+            self.kills += 1
 
     def restart(self) -> None:
-        self.stop()
+        self.kill()
         self.start()
 
     def close(self) -> None:
-        self.stop()
-        for store in self.stores:  # the old instance's request threads may still be finishing until here
-            store.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(20)
+        self.proc = None
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +172,9 @@ def proxy(mock):
     fp.stop()
 
 
-def facade_settings(mock: MockMainframe, proxy: FaultProxy, port: int, clients: int) -> Any:
-    """Demo settings for a facade on ``port`` whose SOAP goes through the fault proxy; CI-friendly resilience."""
+def facade_settings(mock: MockMainframe, proxy: FaultProxy, port: int, clients: int, store: StoreSettings) -> Any:
+    """Demo settings for a facade on ``port`` with ``store`` whose SOAP goes through the fault proxy;
+    CI-friendly resilience."""
     ep, cfg = mock.endpoints, mock.config
     proxied = ep.soap_url.replace(ep.soap_url.split("//", 1)[1].split("/", 1)[0],
                                   f"127.0.0.1:{proxy.get('soap').port}", 1)
@@ -138,6 +185,7 @@ def facade_settings(mock: MockMainframe, proxy: FaultProxy, port: int, clients: 
     settings = demo_settings(endpoints, "127.0.0.1", port)
     soap = settings.resilience.soap
     return settings.model_copy(update={
+        "store": store,
         "rate_limit": settings.rate_limit.model_copy(update={"rate_per_second": 10_000.0, "burst": 10_000}),
         "resilience": settings.resilience.model_copy(update={"soap": soap.model_copy(update={
             "attempt_timeout": 1.0, "total_deadline": 2.5, "bulkhead_size": 2 * clients,
@@ -150,12 +198,13 @@ def on_port(settings: Any, port: int) -> Any:
     return settings.model_copy(update={"server": settings.server.model_copy(update={"port": port})})
 
 
-def store_settings(backend: str) -> StoreSettings:
+def store_settings(backend: str, **where: Any) -> StoreSettings:
+    """``where``: ``sqlite_path=`` or ``postgres_dsn=`` (the store every process of the run opens)."""
     # lease > the longest drive (2 sends + inquiries, each bounded by the 2.5 s deadline)
     # resend_after 5 s: the proxy's toxics delay a request by 2 s at most (bandwidth 1 KB/s on ~2 KB);
     # the "timeout" toxic drops data rather than delivering it late
     return StoreSettings(backend=backend, reconcile_interval_seconds=0.5, stale_after_seconds=3.0, lease_seconds=15.0,
-                         resend_after_seconds=5.0)
+                         resend_after_seconds=5.0, **where)
 
 
 # -- the bank -----------------------------------------------------------------------------------------
@@ -326,8 +375,8 @@ def _chaos(fp: FaultProxy, facade: Facade, stop: threading.Event, applied: Count
         _apply_fault(fp, kind, rng)
         applied[kind] += 1
         if not restarted and time.monotonic() - started >= restart_at:
-            facade.restart()  # clients see refused connections meanwhile and retry with their keys
-            applied["facade_restart"] += 1
+            facade.restart()  # SIGKILL, then a new process: clients see refused connections and retry their keys
+            applied["facade_kill_restart"] += 1
             restarted = True
         stop.wait(PHASE_S)
     fp.reset()
@@ -338,8 +387,8 @@ def _chaos(fp: FaultProxy, facade: Facade, stop: threading.Event, applied: Count
 def run_bank(mock: MockMainframe, proxy: FaultProxy, facades: Sequence[Facade], *, accounts: int = ACCOUNTS,
              clients: int = CLIENTS, transfers: int = TRANSFERS, think_s: float = THINK_S,
              restart_at: float = 30.0 if FULL else 8.0, label: str = "chaos bank") -> None:
-    """Run the bank against ``facades`` (the first is restarted once at ``restart_at`` s) and check the
-    invariants; ``clients`` threads make ``transfers`` transfers in all."""
+    """Run the bank against ``facades`` (the first is killed with SIGKILL and started again once, at
+    ``restart_at`` s) and check the invariants; ``clients`` threads make ``transfers`` transfers in all."""
     print(f"\n{label}: CHAOS_SEED={SEED} scale={'full' if FULL else 'ci'} accounts={accounts} "
           f"clients={clients} transfers={transfers} facades={len(facades)}", flush=True)
     why = f"(replay with CHAOS_SEED={SEED})"
@@ -399,6 +448,7 @@ def run_bank(mock: MockMainframe, proxy: FaultProxy, facades: Sequence[Facade], 
           f"ledger reads {bank.reads}; requests per instance {dict(bank.served)} {why}", flush=True)
 
     assert not bank.errors, f"{bank.errors[:5]} {why}"
+    assert facades[0].kills == 1 and facades[0].starts == 2, f"the facade was not killed and restarted {why}"
     assert len(ops) == transfers
     unresolved = [o.key for o in ops if o.final is None]
     assert not unresolved, f"{len(unresolved)} transfer(s) unresolved {SETTLE_S:.0f} s after the faults {why}"

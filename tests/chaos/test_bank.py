@@ -6,8 +6,9 @@ answer a client was given must be true of the core.
       ^ SOAP
     fault proxy (toxics rotated every PHASE_S seconds by a seeded schedule)
       ^
-    facade (create_app over build_gateways, SQLite idempotency store) served by uvicorn in a thread,
-    restarted once mid-run on the same store and port
+    facade: a child process (``python -m api.cli serve``: uvicorn over the composition root, SQLite
+    idempotency store, its reconciler), killed with SIGKILL once mid-run and started again on the same
+    store file and port
       ^ HTTP, real client timeouts
     CLIENTS threads, each transfer with its own Idempotency-Key, retried with the SAME key until a
     definite answer (201/422) or a 202 UNKNOWN (then GET /v1/transfers/{reference} is polled)
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import pytest
 
-from api.store.sqlite import SqliteStore
 from tests.chaos.harness import (  # noqa: F401 - mock and proxy are fixtures
     CLIENTS,
     TIMEOUT,
@@ -45,9 +45,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT)]
 
 @pytest.fixture(scope="module")
 def facade(mock, proxy, tmp_path_factory):  # noqa: F811
-    port = _free_port()
-    path = tmp_path_factory.mktemp("bank-store") / "store.db"
-    f = Facade(facade_settings(mock, proxy, port, CLIENTS), lambda: SqliteStore(path), port, store_settings("sqlite"))
+    work = tmp_path_factory.mktemp("bank-facade")
+    store = store_settings("sqlite", sqlite_path=work / "store.db")
+    f = Facade(facade_settings(mock, proxy, _free_port(), CLIENTS, store), work)
     f.start()
     yield f
     f.close()

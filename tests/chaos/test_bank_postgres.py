@@ -1,14 +1,14 @@
 """The chaos bank test (see :mod:`tests.chaos.test_bank`) on the PostgreSQL store with TWO facade
-instances: two apps on two ports sharing one PostgreSQL store database, each with its own reconciler;
-every request of a client (each retry of a key, each status poll) goes to either instance, and the first
-instance is restarted once mid-run while the second keeps serving. CI size: 200 transfers, 4 clients.
+instances: two facade processes on two ports sharing one PostgreSQL store database, each with its own
+reconciler; every request of a client (each retry of a key, each status poll) goes to either instance, and
+the first instance is killed with SIGKILL once mid-run and started again while the second keeps serving.
+CI size: 200 transfers, 4 clients.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from api.store.postgres import PostgresStore
 from tests.chaos.harness import (  # noqa: F401 - mock and proxy are fixtures
     FULL,
     TIMEOUT,
@@ -36,11 +36,10 @@ def pg_dsn():
 
 
 @pytest.fixture(scope="module")
-def facades(mock, proxy, pg_dsn):  # noqa: F811
-    first, second = _free_port(), _free_port()
-    settings = facade_settings(mock, proxy, first, CLIENTS)
-    pair = [Facade(s, lambda: PostgresStore(pg_dsn), port, store_settings("postgres"), name=name)
-            for s, port, name in ((settings, first, "facade-a"), (on_port(settings, second), second, "facade-b"))]
+def facades(mock, proxy, pg_dsn, tmp_path_factory):  # noqa: F811
+    work = tmp_path_factory.mktemp("bank-facades")
+    settings = facade_settings(mock, proxy, _free_port(), CLIENTS, store_settings("postgres", postgres_dsn=pg_dsn))
+    pair = [Facade(settings, work, name="facade-a"), Facade(on_port(settings, _free_port()), work, name="facade-b")]
     try:
         for f in pair:
             f.start()
