@@ -11,6 +11,10 @@ Record-level problems (a bad packed decimal, a value the mapping refuses) follow
 ``reject-file`` (default: the file is quarantined) or ``load-good`` (the good records load, the bad
 ones go to ``<name>.rejects.json`` with record number, offset, field and reason). Either way they
 are counted in the report, never dropped silently.
+
+A file under a name the store already holds with other content (another SHA-256) is ingested, and the
+report says so (``changed``). Given the listing's size and mtime, the outcome remembers them (see
+:meth:`TxnhistIngestor.known_listing`), so a later pull need not download the file to recognise it.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ POLICIES = ("reject-file", "load-good")
 DETAIL_MAPPING = "batch.txnhist.detail"
 HEADER, DETAIL, TRAILER = "TXNHIST-HEADER", "TXNHIST-DETAIL", "TXNHIST-TRAILER"
 SEQUENCE_EPOCH = dt.date(2000, 1, 1)
-BATCH_ROWS = 1000
+BATCH_ROWS = 5000
+ISO_CACHE = 100_000  # distinct timestamps kept per file (a day has 86,400 seconds)
 ZERO = Decimal("0.00")
 
 
@@ -60,6 +65,7 @@ class FileReport:
     file_date: str | None = None
     seq_no: int | None = None
     sequence_note: str | None = None  # a gap, repeat or step back vs the last ingested file
+    changed: str | None = None  # other content ingested before under this name
     records: int = 0  # details read (good + bad)
     loaded: int = 0  # new rows in the store
     duplicates: int = 0  # details whose transaction id the store already held
@@ -90,6 +96,13 @@ def _cyymmdd(value: int) -> str | None:
     yy, mmdd = divmod(rest, 10000)
     mm, dd = divmod(mmdd, 100)
     return dt.date(1900 + 100 * century + yy, mm, dd).isoformat()
+
+
+def _mtime(modified: dt.datetime | None) -> str | None:
+    """A listing's mtime as stored (ISO, UTC, seconds); None when the server gave none (the epoch)."""
+    if modified is None or modified.timestamp() == 0:
+        return None
+    return modified.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
 def _type_byte(reject: Reject) -> str:
@@ -128,15 +141,39 @@ class TxnhistIngestor:
         )
 
     # -- one file --------------------------------------------------------------------------------
-    def ingest(self, path: Path, sha256: str, name: str | None = None) -> FileReport:
+    def known_listing(self, name: str, size: int, modified: dt.datetime | None) -> FileReport | None:
+        """An ``already-ingested`` report if a listing entry (name, size, mtime) names a file the store holds.
+
+        Matches the size and mtime recorded when that file was ingested or quarantined (an mtime the server
+        did not give matches any); a file of another size or mtime is not known here, so it gets downloaded
+        and its SHA-256 decides.
+        """
+        known = self.store.known_remote(name, size, _mtime(modified))
+        if known is None:
+            return None
+        return FileReport(file_name=name, sha256=known["sha256"], status="already-ingested",
+                          reason=f"already {known['status']} at {known['ingested_at']} (same name, size and mtime): "
+                                 "not downloaded")
+
+    def ingest(self, path: Path, sha256: str, name: str | None = None, *, size: int | None = None,
+               modified: dt.datetime | None = None) -> FileReport:
+        """Load one file; ``size`` and ``modified`` (the listing's) are remembered with the outcome."""
         name = name or path.name
         report = FileReport(file_name=name, sha256=sha256)
+        listing = None if size is None else (size, _mtime(modified))
         started = time.perf_counter()
         known = self.store.known_file(name, sha256)
         if known is not None:
             report.status = "already-ingested"
             report.reason = f"already {known['status']} at {known['ingested_at']}: nothing to do"
+            if listing is not None:
+                self.store.remember_remote(name, sha256, *listing)
             return report
+        others = [v for v in self.store.versions_of(name) if v["sha256"] != sha256]
+        if others:
+            last = others[-1]
+            report.changed = (f"changed: {name} was {last['status']} before with SHA-256 {last['sha256'][:16]}... "
+                              f"({len(others)} earlier version(s)); this content differs")
         try:
             with self.store.transaction():
                 if not self.store.claim(name, sha256, self.owner):
@@ -148,19 +185,21 @@ class TxnhistIngestor:
                 report.seconds = time.perf_counter() - started
                 if report.reject_details:
                     report.rejects_path = str(self.rejects_dir / f"{name}.rejects.json")
-                self._record(report)
+                self._record(report, listing)
         except _FileRejected as exc:
             report.status = "quarantined"
             report.reason = exc.reason
             report.loaded = 0
             report.seconds = time.perf_counter() - started
-            self._quarantine(path, report)
+            self._quarantine(path, report, listing)
             return report
         if report.reject_details:
             self._write_rejects(report)
         return report
 
-    def _record(self, report: FileReport) -> None:
+    def _record(self, report: FileReport, listing: tuple[int, str | None] | None) -> None:
+        if listing is not None:
+            self.store.remember_remote(report.file_name, report.sha256, *listing)
         self.store.record_file(
             name=report.file_name, sha256=report.sha256, status=report.status, file_date=report.file_date,
             seq_no=report.seq_no, records=report.records, rejects=report.rejects, duplicates=report.duplicates,
@@ -170,11 +209,44 @@ class TxnhistIngestor:
         header: dict[str, Any] | None = None
         trailer: dict[str, Any] | None = None
         rows: list[tuple[Any, ...]] = []
+        add = rows.append
+        batch = BATCH_ROWS  # read per file: tests shrink it to get several batches
         total = debits = credits = ZERO
+        details = 0  # good details; report.records also counts the bad ones
+        # booked_at / value_date -> ISO text: a day's file repeats them (isoformat ~2 us); the mapping gives UTC
+        iso: dict[Any, str] = {}
         with open(path, "rb") as f:
             for item in read_records(f, self.codec, framing="fixed"):
                 if trailer is not None:
                     raise _FileRejected(f"record {item.record_no} follows the trailer")
+                if header is not None and type(item) is Record and item.layout == DETAIL:
+                    # the hot path: one row per detail, in TXN_COLUMNS order
+                    t = item.values
+                    money = t.amount
+                    amount = money.amount
+                    total += amount
+                    if amount < 0:
+                        debits += amount
+                    else:
+                        credits += amount
+                    details += 1
+                    rb = t.running_balance
+                    booked, valued = t.booked_at, t.value_date
+                    booked_iso = iso.get(booked)
+                    if booked_iso is None:
+                        booked_iso = iso[booked] = booked.isoformat()
+                    valued_iso = iso.get(valued)
+                    if valued_iso is None:
+                        valued_iso = iso[valued] = valued.isoformat()
+                    add((t.id, t.account_id, booked_iso, valued_iso, f"{amount:f}", money.currency, t.description,
+                         t.reference, t.counterparty, t.channel, t.kind, str(t.status),
+                         None if rb is None else f"{rb.amount:f}", name, sha256))
+                    if len(rows) >= batch:
+                        if len(iso) > ISO_CACHE:
+                            iso.clear()
+                        report.records = details + report.rejects
+                        self._flush(rows, report, f.tell())
+                    continue
                 if isinstance(item, Reject):
                     kind = _type_byte(item)
                     if item.reason.startswith("truncated"):
@@ -183,7 +255,6 @@ class TxnhistIngestor:
                     if kind != "D" or header is None:
                         raise _FileRejected(f"bad {'header' if kind == 'H' else 'trailer' if kind == 'T' else 'record'}"
                                             f" at record {item.record_no}: {item.reason}")
-                    report.records += 1
                     report.rejects += 1
                     report.reject_details.append({
                         "record_no": item.record_no, "offset": item.offset, "field": item.field_path,
@@ -198,23 +269,8 @@ class TxnhistIngestor:
                 elif item.layout == TRAILER:
                     trailer = item.values
                 else:
-                    if header is None:
-                        raise _FileRejected("missing header record")
-                    t = item.values
-                    amount = t.amount.amount
-                    total += amount
-                    if amount < 0:
-                        debits += amount
-                    else:
-                        credits += amount
-                    report.records += 1
-                    rb = t.running_balance
-                    rows.append((t.id, t.account_id, t.booked_at.isoformat(), t.value_date.isoformat(),
-                                 f"{amount:f}", t.amount.currency, t.description, t.reference, t.counterparty,
-                                 t.channel, t.kind, str(t.status), None if rb is None else f"{rb.amount:f}",
-                                 name, sha256))
-                    if len(rows) >= BATCH_ROWS:
-                        self._flush(rows, report, f.tell())
+                    raise _FileRejected("missing header record")
+        report.records = details + report.rejects
         if header is None:
             raise _FileRejected("empty file or missing header record")
         if trailer is None:
@@ -274,7 +330,7 @@ class TxnhistIngestor:
                 raise _FileRejected(f"trailer {label} {trailer[fld]:f} but the details sum to {ours:f}")
 
     # -- outcomes --------------------------------------------------------------------------------
-    def _quarantine(self, path: Path, report: FileReport) -> None:
+    def _quarantine(self, path: Path, report: FileReport, listing: tuple[int, str | None] | None) -> None:
         self.quarantine_dir.mkdir(parents=True, exist_ok=True)
         target = self.quarantine_dir / report.file_name
         if target.exists():
@@ -288,7 +344,7 @@ class TxnhistIngestor:
             self.store.execute("DELETE FROM claims WHERE file_name = ? AND sha256 = ?",
                                (report.file_name, report.sha256))
             if self.store.known_file(report.file_name, report.sha256) is None:
-                self._record(report)
+                self._record(report, listing)
 
     def _write_rejects(self, report: FileReport) -> None:
         self.rejects_dir.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,11 @@
 The adapter downloads into a temp name and renames when complete (with its SHA-256), so a file
 handed to the ingestor is always whole. After ingestion a loaded file moves to ``archive/``; a
 quarantined one is already in ``quarantine/``; one the store knew is removed again.
+
+A listing entry whose name, size and mtime match a file already ingested or quarantined is not
+downloaded at all (re-runs and scheduled pulls cost one listing). Any other size or mtime under a
+known name is downloaded, and its SHA-256 decides: the same content is a no-op, other content is
+ingested and reported as changed.
 """
 
 from __future__ import annotations
@@ -50,10 +55,15 @@ def pull(dropbox: BatchDropbox, ingestor: TxnhistIngestor, *, outbox: str, dirs:
     """Every matching outbox file, in name order (so sequence numbers come in order)."""
     reports: list[FileReport] = []
     for remote in dropbox.list(outbox, pattern):
+        known = ingestor.known_listing(remote.name, remote.size, remote.modified)
+        if known is not None:
+            reports.append(known)
+            continue
         if on_file is not None:
             on_file(remote.name, remote.size)
         fetched = dropbox.fetch(outbox, remote.name, dirs.incoming)
-        report = ingestor.ingest(fetched.path, fetched.sha256, remote.name)
+        report = ingestor.ingest(fetched.path, fetched.sha256, remote.name, size=fetched.size,
+                                 modified=remote.modified)
         if report.status == "loaded":
             dirs.archive.mkdir(parents=True, exist_ok=True)
             shutil.move(str(fetched.path), dirs.archive / remote.name)

@@ -31,7 +31,7 @@ def pull_table(reports: list[FileReport], elapsed: float) -> Table:
     table.add_column("note")
     for r in reports:
         style = STYLES.get(r.status, "")
-        note = "; ".join(x for x in (r.reason, r.sequence_note) if x)
+        note = "; ".join(x for x in (r.reason, r.changed, r.sequence_note) if x)
         table.add_row(r.file_name, f"[{style}]{r.status}[/]" if style else r.status,
                       "" if r.seq_no is None else str(r.seq_no), str(r.records), str(r.loaded), str(r.rejects),
                       str(r.duplicates), r.control_total or "", f"{r.seconds:.2f}",

@@ -3,6 +3,9 @@
 SQLite (WAL, the default: one file, one instance) or PostgreSQL (a ``postgresql://`` DSN: several
 instances share it). Amounts are TEXT decimal strings (never REAL), so a round trip is exact.
 
+``remote_files`` remembers the size and mtime the SFTP listing showed for each ingested or quarantined
+file (name + SHA-256), so ``pull`` can skip a file it already knows without downloading it again.
+
 Why the claim lives in the file's own transaction: a crash rolls the claim back with the data, so
 nothing is ever left "claimed but not loaded"; a second instance either waits for the first to
 commit and then sees the claim (skips), or, on PostgreSQL, fails ``pg_try_advisory_xact_lock`` and
@@ -60,6 +63,15 @@ SCHEMA = (
         file_name TEXT NOT NULL,
         file_sha256 TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS transactions_account ON transactions (account_id, booked_at)",
+    # look-ups by transfer reference (the reconciler's fallback); partial: most rows carry none
+    "CREATE INDEX IF NOT EXISTS transactions_reference ON transactions (reference) WHERE reference IS NOT NULL",
+    """CREATE TABLE IF NOT EXISTS remote_files (
+        file_name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        modified TEXT,                     -- the listing's mtime (ISO, UTC); NULL when the server gave none
+        seen_at TEXT NOT NULL,
+        PRIMARY KEY (file_name, sha256))""",
     """CREATE TABLE IF NOT EXISTS payment_files (
         file_name TEXT PRIMARY KEY,
         seq_no INTEGER NOT NULL UNIQUE,
@@ -95,6 +107,7 @@ INSERT_TXN = (f"INSERT INTO transactions ({', '.join(TXN_COLUMNS)}) "  # noqa: S
 
 
 SQLITE_PAGE_SIZE = 16384
+SQLITE_CACHE_KIB = 32768  # page cache per connection, allocated as used: a day's indexes stay in memory
 
 
 def now() -> str:
@@ -127,6 +140,7 @@ class BatchStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA busy_timeout=30000")
+            self._conn.execute("PRAGMA cache_size=-32768")  # SQLITE_CACHE_KIB (negative: KiB, not pages)
         with self.transaction():
             for statement in SCHEMA:
                 self.execute(statement)
@@ -215,6 +229,25 @@ class BatchStore:
             " control_total, reason, report, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (name, sha256, status, file_date, seq_no, records, rejects, duplicates, control_total, reason, report,
              now()))
+
+    def remember_remote(self, name: str, sha256: str, size: int, modified: str | None) -> None:
+        """The listing's size and mtime of a file now ingested or quarantined (latest sighting wins)."""
+        self.execute("INSERT INTO remote_files (file_name, sha256, size, modified, seen_at) VALUES (?, ?, ?, ?, ?) "
+                     "ON CONFLICT (file_name, sha256) DO UPDATE SET size = excluded.size, "
+                     "modified = excluded.modified, seen_at = excluded.seen_at", (name, sha256, size, modified, now()))
+
+    def known_remote(self, name: str, size: int, modified: str | None) -> dict[str, Any] | None:
+        """The ingested or quarantined file this listing entry names (same name, size and recorded mtime)."""
+        rows = self.query(
+            "SELECT r.sha256, r.modified, f.status, f.ingested_at FROM remote_files r JOIN ingested_files f "
+            "ON f.file_name = r.file_name AND f.sha256 = r.sha256 WHERE r.file_name = ? AND r.size = ? "
+            "AND (r.modified IS NULL OR r.modified = ?) ORDER BY f.ingested_at DESC", (name, size, modified))
+        return rows[0] if rows else None
+
+    def versions_of(self, name: str) -> list[dict[str, Any]]:
+        """Every file ingested or quarantined under ``name`` (one per SHA-256), oldest first."""
+        return self.query("SELECT sha256, status, ingested_at FROM ingested_files WHERE file_name = ? "
+                          "ORDER BY ingested_at", (name,))
 
     def transaction_count(self) -> int:
         return int(self.scalar("SELECT COUNT(*) FROM transactions"))

@@ -23,10 +23,18 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from adapters.errors import CoreError
 from adapters.sftp import SftpBatchDropbox, SftpSettings
 from api.batch import BatchStore, PullDirs, TxnhistIngestor, open_store, pull
 from api.cli import app
-from mock_mainframe.batch.eod import EodWriter, build_txnhist, file_sequence, signed_amount, txnhist_name
+from mock_mainframe.batch.eod import (
+    EodWriter,
+    build_txnhist,
+    corrupt_txnhist,
+    file_sequence,
+    signed_amount,
+    txnhist_name,
+)
 from mock_mainframe.batch.files import atomic_write
 from mock_mainframe.config import MockConfig
 from mock_mainframe.faults import FaultInjector, FaultRule
@@ -141,9 +149,10 @@ def test_pull_loads_every_row_of_the_ledger_exactly(box, store, registry, dirs, 
         assert Decimal(r.control_total) == sum((signed_amount(x) for x in ledger_rows(ledger, [day])), Decimal(0))
     assert sorted(p.name for p in dirs.archive.iterdir()) == [r.file_name for r in reports]
 
-    again = run_pull(box, store, registry, dirs)  # idempotent: name + SHA-256 known
+    again = run_pull(box, store, registry, dirs)  # idempotent: name + size + mtime known, not even downloaded
     assert [r.status for r in again] == ["already-ingested"] * DAYS
-    assert all("nothing to do" in r.reason for r in again)
+    assert all("not downloaded" in r.reason for r in again)
+    assert [r.sha256 for r in again] == [r.sha256 for r in reports]
     assert store.transaction_count() == len(rows)
 
 
@@ -155,6 +164,68 @@ def test_a_sequence_gap_is_reported(box, store, registry, dirs, ledger, face):
     assert reports[0].seq_no == file_sequence(first)
     seq = file_sequence(first)
     assert reports[1].sequence_note == f"gap: sequence {seq + 2} after {seq} (1 missing)"
+
+
+# -- re-runs: known files are not downloaded again -------------------------------------------------
+def refuse_downloads(faults: FaultInjector) -> None:
+    """From now on every SFTP open fails: a pull that tried to download anything would fail."""
+    faults.set_rules([FaultRule(face="sftp", operation="open", error_rate=1.0)])
+
+
+def test_rerun_downloads_no_known_file_loaded_or_quarantined(box, store, registry, dirs, ledger, faults, writer):
+    bad = close_day_with(faults, writer, "wrong_total")
+    first = {r.file_name: r for r in run_pull(box, store, registry, dirs)}
+    assert first[bad].status == "quarantined" and len(first) == DAYS + 1
+    refuse_downloads(faults)
+    again = run_pull(box, store, registry, dirs)
+    assert {r.file_name: r.status for r in again} == dict.fromkeys(first, "already-ingested")
+    assert all("not downloaded" in r.reason for r in again)
+    assert {r.file_name: r.sha256 for r in again} == {n: r.sha256 for n, r in first.items()}
+    assert "already quarantined" in next(r.reason for r in again if r.file_name == bad)
+    assert not dirs.incoming.exists() or not any(dirs.incoming.iterdir())
+    with pytest.raises(CoreError):  # the fault bites: any download would have failed the pull
+        box.fetch(box.settings.outbox, bad, dirs.incoming)
+
+
+def test_same_content_with_a_new_mtime_is_downloaded_once_then_known(box, store, registry, dirs, ledger, faults,
+                                                                     face):
+    run_pull(box, store, registry, dirs)
+    name = txnhist_name(recent_days(ledger)[0])
+    path = face.config.outbox / name
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 3600))
+    again = {r.file_name: r for r in run_pull(box, store, registry, dirs)}
+    assert again[name].status == "already-ingested" and "nothing to do" in again[name].reason  # SHA-256 decided
+    assert all("not downloaded" in r.reason for n, r in again.items() if n != name)
+    refuse_downloads(faults)  # the new mtime was remembered: the next pull downloads nothing
+    third = run_pull(box, store, registry, dirs)
+    assert all(r.status == "already-ingested" and "not downloaded" in r.reason for r in third)
+
+
+@pytest.mark.parametrize("change", ["other size", "same size, new mtime"])
+def test_changed_file_under_a_known_name_is_downloaded_and_reported(box, store, registry, dirs, ledger, face,
+                                                                    change):
+    first = {r.file_name: r for r in run_pull(box, store, registry, dirs)}
+    day = recent_days(ledger)[1]
+    name = txnhist_name(day)
+    path = face.config.outbox / name
+    before = path.stat()
+    if change == "other size":
+        data = build_txnhist(synthetic_rows(7, to_cyymmdd(day)), day)
+    else:  # same bytes count, other content: only the mtime and the SHA-256 can tell
+        data = corrupt_txnhist(path.read_bytes(), "wrong_total")
+    atomic_write(path, data)
+    os.utime(path, (before.st_atime, before.st_mtime + 60))
+    assert (path.stat().st_size == before.st_size) == (change != "other size")
+    reports = {r.file_name: r for r in run_pull(box, store, registry, dirs)}
+    r = reports[name]
+    assert r.sha256 != first[name].sha256
+    assert r.status == ("loaded" if change == "other size" else "quarantined"), r.reason
+    assert r.changed is not None and first[name].sha256[:16] in r.changed and "loaded before" in r.changed
+    assert json.loads(store.known_file(name, r.sha256)["report"])["changed"] == r.changed
+    if change == "other size":
+        assert r.loaded == 7 and store.scalar("SELECT COUNT(*) FROM transactions WHERE file_sha256 = ?",
+                                              (r.sha256,)) == 7
+    assert all("not downloaded" in x.reason for n, x in reports.items() if n != name)
 
 
 # -- corruption from the mock's fault injection ----------------------------------------------------
@@ -229,9 +300,9 @@ def test_crash_mid_file_then_rerun_loads_everything_exactly_once(box, store, reg
     ing = ingestor(store, registry, dirs, on_batch=crash_halfway)
     ingest = ing.ingest
 
-    def tracking(path, sha, name=None):
+    def tracking(path, sha, name=None, **listing):
         current[0] = name or path.name
-        return ingest(path, sha, name)
+        return ingest(path, sha, name, **listing)
 
     ing.ingest = tracking  # type: ignore[method-assign]
     with pytest.raises(Crash):
