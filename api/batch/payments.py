@@ -22,9 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from adapters.errors import RecordNotFound
+from adapters.errors import RecordNotFound, Rejected
 from adapters.ports import BatchDropbox
-from adapters.sftp import RemoteFileExists
 from canonical import Money, Transfer
 from mappings.copybook import RecordCodec, load_copybook
 from mappings.engine import MappingApplyError, MappingRegistry
@@ -178,8 +177,10 @@ class PaymentPusher:
         if row["status"] == "built":
             try:
                 self.dropbox.upload(path, self.inbox, name)
-            except RemoteFileExists:
-                pass  # uploaded by the earlier run whose status update was lost: same name, same bytes
+            except Rejected as exc:  # the port's refusal to overwrite (adapters.sftp.RemoteFileExists)
+                if exc.reason_code != "FILE_EXISTS":
+                    raise
+                # uploaded by the earlier run whose status update was lost: same name, same bytes
             with self.store.transaction():
                 self.store.set_file_status(name, "uploaded")
         result = self.reconcile(name, timeout=ack_timeout, poll_interval=poll_interval)

@@ -146,3 +146,34 @@ def test_cli_push(face, ledger, tmp_path):
     assert "posted" in result.output and "rejected" in result.output and "R002" in result.output
     again = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert again.exit_code == 2 and "already sent" in again.output
+
+
+def test_an_upload_whose_status_update_was_lost_is_not_uploaded_again(store, registry, ledger, tmp_path):
+    """The upload landed but the run died before recording it: the re-run meets the port's
+    refusal to overwrite (FILE_EXISTS), takes the file as uploaded, and never writes a second name."""
+    from adapters.errors import BackendUnavailable
+    from tests.fakes.dropbox import FakeBatchDropbox
+
+    path, _ = transfers_file(tmp_path, ledger, "LOST")
+    fake = FakeBatchDropbox(download_dir=tmp_path / "dl")
+    real_upload = fake.upload
+
+    def upload_then_die(*args, **kwargs):
+        real_upload(*args, **kwargs)
+        raise BackendUnavailable("connection lost after the rename", backend="sftp", operation="upload")
+
+    fake.upload = upload_then_die  # type: ignore[method-assign]
+    pusher = PaymentPusher(store, registry, fake, inbox="/inbox", outbox="/outbox", work_dir=tmp_path / "work")
+    transfers = load_transfers(path)
+    with pytest.raises(BackendUnavailable):
+        pusher.push(transfers, ack_timeout=0.2, poll_interval=0.05, day=ledger.business_date())
+    (name,) = fake.names("/inbox")
+    assert store.payment_file(name)["status"] == "built"
+
+    fake.upload = real_upload  # type: ignore[method-assign]
+    again = pusher.push(transfers, ack_timeout=0.2, poll_interval=0.05, day=ledger.business_date())
+    assert again.resumed and again.file_name == name
+    assert again.status == "ack_missing"  # the fake core never answers; what matters is below
+    assert fake.names("/inbox") == {name}
+    assert store.payment_file(name)["status"] != "built"
+    assert store.scalar("SELECT COUNT(*) FROM payment_files") == 1
