@@ -64,3 +64,19 @@ def fresh_pg_database(prefix: str = "cb_test"):
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextlib.contextmanager
+def running_mock(data_dir, *, seed: int, customers: int = 40):
+    """The whole mock mainframe (SOAP, SFTP, admin on ephemeral ports; a day of outbox files) for a
+    module of stack tests; stopped on exit."""
+    from mock_mainframe.config import MockConfig
+    from mock_mainframe.runtime import MockMainframe
+
+    mm = MockMainframe(MockConfig(data_dir=data_dir, customers=customers, seed=seed, soap_port=0, sftp_port=0,
+                                  admin_port=0, outbox_days=1))
+    mm.start()
+    try:
+        yield mm
+    finally:
+        mm.stop()

@@ -210,24 +210,11 @@ class Pipeline:
             self.bulkhead.exit()
 
     async def _attempt_async(self, fn: Callable[..., T], deadline: Deadline, operation: str) -> T:
-        permit = self._admit(deadline, operation)
-        try:
-            await self.bulkhead.enter_async(deadline.remaining(), operation=operation)
-        except BaseException:
-            permit.ignore()
-            raise
-        try:
-            timeout = self._attempt_timeout(permit, deadline, operation)
-            start = self.clock.now()
-            try:
-                result = await self.bulkhead.run_admitted(functools.partial(fn, timeout=timeout))
-            except BaseException as exc:
-                self._failed(permit, exc, self.clock.now() - start, operation)
-                raise
-            self._succeeded(permit, self.clock.now() - start)
-            return result
-        finally:
-            self.bulkhead.exit()
+        """A blocking ``fn`` run in the bulkhead's thread, admitted like a coroutine attempt."""
+        def in_thread(*, timeout: float) -> Awaitable[T]:
+            return self.bulkhead.run_admitted(functools.partial(fn, timeout=timeout))
+
+        return await self._attempt_coro(in_thread, deadline, operation)
 
     async def _attempt_coro(self, fn: Callable[..., Awaitable[T]], deadline: Deadline, operation: str) -> T:
         permit = self._admit(deadline, operation)

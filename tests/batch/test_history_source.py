@@ -23,6 +23,7 @@ from api.demo import DEMO_SCOPES, demo_settings
 from api.observability import Metrics
 from canonical import Money, Page, Transaction
 from mappings.engine import MappingRegistry
+from tests.support import running_mock
 
 ACCT = "1000000001"
 OTHER_ACCT = "1000000002"
@@ -192,15 +193,8 @@ def test_the_account_source_delegates_all_but_history(store):
 # -- through the facade, over the in-process mock -------------------------------------------------
 @pytest.fixture(scope="module")
 def mock(tmp_path_factory):
-    from mock_mainframe.config import MockConfig
-    from mock_mainframe.runtime import MockMainframe
-
-    cfg = MockConfig(data_dir=tmp_path_factory.mktemp("history-mock"), customers=40, seed=7, soap_port=0,
-                     sftp_port=0, admin_port=0, outbox_days=1)
-    mm = MockMainframe(cfg)
-    mm.start()
-    yield mm
-    mm.stop()
+    with running_mock(tmp_path_factory.mktemp("history-mock"), seed=7) as mm:
+        yield mm
 
 
 @pytest.fixture(scope="module")

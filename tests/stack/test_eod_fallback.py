@@ -32,23 +32,18 @@ from api.demo import DEMO_SCOPES, demo_settings
 from api.settings import RoutingSettings
 from api.store import IntentState, StoreSettings
 from mappings.engine import MappingRegistry
-from mock_mainframe.config import MockConfig
 from mock_mainframe.faults import FaultRule
 from mock_mainframe.ledger.legacy import to_cyymmdd
 from mock_mainframe.ledger.posting import TransferRequest
-from mock_mainframe.runtime import MockMainframe
+from tests.support import running_mock
 
 INQUIRY_DOWN = FaultRule(face="soap", operation="TransferStatusInquiry", error_rate=1.0, error="http500")
 
 
 @pytest.fixture(scope="module")
 def mock(tmp_path_factory):
-    cfg = MockConfig(data_dir=tmp_path_factory.mktemp("eod-mock"), customers=40, seed=13, soap_port=0,
-                     sftp_port=0, admin_port=0, outbox_days=1)
-    mm = MockMainframe(cfg)
-    mm.start()
-    yield mm
-    mm.stop()
+    with running_mock(tmp_path_factory.mktemp("eod-mock"), seed=13) as mm:
+        yield mm
 
 
 @pytest.fixture(scope="module")

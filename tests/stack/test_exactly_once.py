@@ -16,19 +16,14 @@ from api.demo import DEMO_SCOPES, demo_settings
 from api.observability import Metrics
 from api.store import IntentState, StoreSettings
 from api.store.sqlite import SqliteStore
-from mock_mainframe.config import MockConfig
 from mock_mainframe.faults import FaultRule
-from mock_mainframe.runtime import MockMainframe
+from tests.support import running_mock
 
 
 @pytest.fixture(scope="module")
 def mock(tmp_path_factory):
-    cfg = MockConfig(data_dir=tmp_path_factory.mktemp("eo-mock"), customers=40, seed=11, soap_port=0,
-                     sftp_port=0, admin_port=0, outbox_days=1)
-    mm = MockMainframe(cfg)
-    mm.start()
-    yield mm
-    mm.stop()
+    with running_mock(tmp_path_factory.mktemp("eo-mock"), seed=11) as mm:
+        yield mm
 
 
 @pytest.fixture(scope="module")

@@ -18,18 +18,13 @@ from api.auth import mint_demo_token
 from api.bootstrap import build_gateways
 from api.demo import DEMO_SCOPES, demo_settings
 from api.observability import Metrics
-from mock_mainframe.config import MockConfig
-from mock_mainframe.runtime import MockMainframe
+from tests.support import running_mock
 
 
 @pytest.fixture(scope="module")
 def mock(tmp_path_factory):
-    cfg = MockConfig(data_dir=tmp_path_factory.mktemp("stack-mock"), customers=40, seed=7, soap_port=0,
-                     sftp_port=0, admin_port=0, outbox_days=1)
-    mm = MockMainframe(cfg)
-    mm.start()
-    yield mm
-    mm.stop()
+    with running_mock(tmp_path_factory.mktemp("stack-mock"), seed=7) as mm:
+        yield mm
 
 
 @pytest.fixture(scope="module")
