@@ -27,7 +27,6 @@ import argparse
 import datetime as dt
 import hashlib
 import json
-import multiprocessing
 import os
 import resource
 import subprocess
@@ -39,7 +38,7 @@ from pathlib import Path
 
 from adapters.sftp import SftpBatchDropbox, SftpSettings
 from api.batch import PullDirs, TxnhistIngestor, open_store, pull
-from benchmarks.bench_sftp import _serve
+from benchmarks.bench_sftp import sftp_face_process
 from mappings.copybook import read_records
 from mappings.engine import MappingRegistry
 from mock_mainframe.batch.eod import build_txnhist, txnhist_name
@@ -154,19 +153,9 @@ def run(records: int = RECORDS, repeats: int = REPEATS) -> list[dict]:
     registry = MappingRegistry.load()
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         work = Path(tmp)
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        server = ctx.Process(target=_serve, args=(str(work / "mock"), child), daemon=True)
-        server.start()
-        try:
-            if not parent.poll(60):
-                raise RuntimeError("the mock SFTP face did not start")
-            port, known_hosts_line = parent.recv()
-            cfg = MockConfig(data_dir=work / "mock", sftp_port=port)
+        with sftp_face_process(work) as (cfg, port, known_hosts):
             remote = Path(cfg.outbox) / txnhist_name(DAY)
             remote.write_bytes(build_txnhist(_rows(records), DAY))
-            known_hosts = work / "known_hosts"
-            known_hosts.write_text(known_hosts_line + "\n")
             settings = _settings(cfg, port, known_hosts, work / "downloads")
             probe = TxnhistIngestor(open_store(":memory:"), registry, quarantine_dir=work / "q")
             ours: list[float] = []
@@ -180,11 +169,6 @@ def run(records: int = RECORDS, repeats: int = REPEATS) -> list[dict]:
             probe.store.close()
             child_result = _spawn(port, work / "mock", known_hosts, work / "child")
             interleaved = _interleaved_once(registry, work, records)
-        finally:
-            parent.send("stop")
-            server.join(15)
-            if server.is_alive():
-                server.kill()
     baseline_value = records / min(base)
 
     def row(name: str, seconds: float, target: str) -> dict:

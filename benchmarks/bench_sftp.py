@@ -13,6 +13,7 @@ paramiko's client is known to be slower than OpenSSH's, so the target is to repo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import multiprocessing
@@ -66,6 +67,28 @@ def _serve(data_dir: str, conn) -> None:
         face.stop()
 
 
+@contextlib.contextmanager
+def sftp_face_process(work: Path):
+    """The mock's SFTP face in a spawned child (its own GIL, as a real server), data under ``work/mock``;
+    yields ``(MockConfig, port, known_hosts file)`` and stops the child on exit."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    server = ctx.Process(target=_serve, args=(str(work / "mock"), child), daemon=True)
+    server.start()
+    try:
+        if not parent.poll(60):
+            raise RuntimeError("the mock SFTP face did not start")
+        port, known_hosts_line = parent.recv()
+        known_hosts = work / "known_hosts"
+        known_hosts.write_text(known_hosts_line + "\n")
+        yield MockConfig(data_dir=work / "mock", sftp_port=port), port, known_hosts
+    finally:
+        parent.send("stop")
+        server.join(15)
+        if server.is_alive():
+            server.kill()
+
+
 def _adapter_once(settings: SftpSettings, dest: Path, expected: str) -> float:
     t0 = time.perf_counter()
     with SftpBatchDropbox(settings) as dropbox:
@@ -111,19 +134,9 @@ def run(size_mb: int = SIZE_MB, repeats: int = REPEATS) -> list[dict]:
     sftp = shutil.which("sftp")
     with tempfile.TemporaryDirectory(prefix="bench-sftp-") as tmp:
         work = Path(tmp)
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        server = ctx.Process(target=_serve, args=(str(work / "mock"), child), daemon=True)
-        server.start()
-        try:
-            if not parent.poll(60):
-                raise RuntimeError("the mock SFTP face did not start")
-            port, known_hosts_line = parent.recv()
-            cfg = MockConfig(data_dir=work / "mock", sftp_port=port)
+        with sftp_face_process(work) as (cfg, port, known_hosts):
             face = _Face(cfg, port)
             expected = _write_random(Path(cfg.outbox) / NAME, size)
-            known_hosts = work / "known_hosts"
-            known_hosts.write_text(known_hosts_line + "\n")
             settings = SftpSettings(host=cfg.host, port=port, username=cfg.sftp_user,
                                     private_key_path=Path(cfg.client_key_path), known_hosts_path=known_hosts,
                                     operation_timeout=60, download_dir=work / "downloads")
@@ -133,11 +146,6 @@ def run(size_mb: int = SIZE_MB, repeats: int = REPEATS) -> list[dict]:
                 ours.append(_adapter_once(settings, work / "downloads", expected))
                 if sftp is not None:
                     theirs.append(_openssh_once(sftp, face, known_hosts, work, expected))
-        finally:
-            parent.send("stop")
-            server.join(15)
-            if server.is_alive():
-                server.kill()
     value = mb / min(ours)
     baseline_value = mb / min(theirs) if theirs else None
     return [{
