@@ -29,6 +29,7 @@ from mappings.copybook import (
 from mappings.engine import MappingApplyError, MappingRegistry, compile_file
 from mappings.engine.errors import MappedRecordError
 from mappings.engine.examples import _through_codec, coerce_record
+from tests.mappings.sameness import assert_same, outcome
 
 COPYBOOKS = Path(__file__).resolve().parents[2] / "mappings" / "copybooks"
 
@@ -50,26 +51,6 @@ def reference(mapping, record, context=None):
         return mapping._validate(out)
     except ValidationError as exc:
         raise mapping._validation_error(exc, record, context) from None
-
-
-def outcome(fn, *args):
-    try:
-        return fn(*args)
-    except (MappingApplyError, RecordDecodeError) as exc:
-        return (type(exc).__name__, str(exc))
-
-
-def assert_same(got, want):
-    """The same object as pydantic builds it: equal, same types, same __dict__ order, same fields set."""
-    if isinstance(want, tuple):
-        assert got == want
-        return
-    assert type(got) is type(want) and got == want
-    assert list(got.__dict__) == list(want.__dict__)
-    assert [type(v) for v in got.__dict__.values()] == [type(v) for v in want.__dict__.values()]
-    assert got.__pydantic_fields_set__ == want.__pydantic_fields_set__
-    assert type(got.__pydantic_fields_set__) is type(want.__pydantic_fields_set__)
-    assert got.__pydantic_extra__ == want.__pydantic_extra__ and got.__pydantic_private__ == want.__pydantic_private__
 
 
 def example_inputs(mapping):
