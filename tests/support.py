@@ -80,3 +80,17 @@ def running_mock(data_dir, *, seed: int, customers: int = 40):
         yield mm
     finally:
         mm.stop()
+
+
+def customer_with_two_accounts(mock) -> tuple[str, str, str, str]:
+    """``(customer, account, account, currency)``: the first customer of ``mock`` with two open, funded
+    accounts in one currency (not JPY: amounts with cents)."""
+    for row in mock.ledger.query("SELECT CUST_NO FROM CUSTMAST ORDER BY CUST_NO"):
+        by_ccy: dict[str, list[str]] = {}
+        for a in mock.ledger.accounts_of(row["CUST_NO"].strip()):
+            if a["ACCT_STAT"] == "A" and a["AVAIL_BAL"] > 100:
+                by_ccy.setdefault(a["CURR_CD"], []).append(a["ACCT_NO"].strip())
+        for ccy, nos in by_ccy.items():
+            if len(nos) >= 2 and ccy != "JPY":
+                return row["CUST_NO"].strip(), nos[0], nos[1], ccy
+    raise AssertionError("seed has no customer with two open accounts in one currency")

@@ -35,7 +35,7 @@ from mappings.engine import MappingRegistry
 from mock_mainframe.faults import FaultRule
 from mock_mainframe.ledger.legacy import to_cyymmdd
 from mock_mainframe.ledger.posting import TransferRequest
-from tests.support import running_mock
+from tests.support import customer_with_two_accounts, running_mock
 
 INQUIRY_DOWN = FaultRule(face="soap", operation="TransferStatusInquiry", error_rate=1.0, error="http500")
 
@@ -69,18 +69,6 @@ def stack(mock, tmp_path_factory):
     batch.close()
 
 
-def _two_accounts(mock) -> tuple[str, str, str, str]:
-    for row in mock.ledger.query("SELECT CUST_NO FROM CUSTMAST ORDER BY CUST_NO"):
-        by_ccy: dict[str, list[str]] = {}
-        for a in mock.ledger.accounts_of(row["CUST_NO"].strip()):
-            if a["ACCT_STAT"] == "A" and a["AVAIL_BAL"] > 100:
-                by_ccy.setdefault(a["CURR_CD"], []).append(a["ACCT_NO"].strip())
-        for ccy, nos in by_ccy.items():
-            if len(nos) >= 2 and ccy != "JPY":
-                return row["CUST_NO"].strip(), nos[0], nos[1], ccy
-    raise AssertionError("seed has no customer with two open accounts in one currency")
-
-
 def _pull_closed_days(pull) -> None:
     """Ingest what the outbox holds, then let a second pass: a transfer created after this instant comes
     after those days were closed (ingestion times are kept to the second)."""
@@ -107,7 +95,7 @@ def test_a_closed_days_file_holds_every_posting_of_that_day_while_postings_race_
     """What makes "absent from the file" mean "not posted that day": the mock advances the date (waiting for
     postings in flight) before it writes the day's file."""
     settings, pull = stack[1], stack[4]
-    _, src, dst, ccy = _two_accounts(mock)
+    _, src, dst, ccy = customer_with_two_accounts(mock)
     posted: list[tuple[str, int]] = []
     stop = threading.Event()
 
@@ -149,7 +137,7 @@ def test_a_closed_days_file_holds_every_posting_of_that_day_while_postings_race_
 def test_a_lost_answer_is_resolved_to_posted_from_the_end_of_day_file(stack, mock, caplog):
     caplog.set_level(logging.INFO, logger="corebridge.api.exactly_once")
     client, settings, store, service, pull = stack
-    customer, src, dst, ccy = _two_accounts(mock)
+    customer, src, dst, ccy = customer_with_two_accounts(mock)
     _pull_closed_days(pull)
     body = {"from_account": src, "to_account": dst, "amount": "4.20", "currency": ccy, "memo": "EOD POSTED"}
     mock.faults.set_rules([FaultRule(face="soap", operation="FundsTransfer", drop_response_rate=1.0), INQUIRY_DOWN])
@@ -176,7 +164,7 @@ def test_a_lost_answer_is_resolved_to_posted_from_the_end_of_day_file(stack, moc
 def test_a_request_the_core_never_took_is_not_posted_and_is_sent_again_once(stack, mock, caplog):
     caplog.set_level(logging.INFO, logger="corebridge.api.exactly_once")
     client, settings, store, service, pull = stack
-    customer, src, dst, ccy = _two_accounts(mock)
+    customer, src, dst, ccy = customer_with_two_accounts(mock)
     _pull_closed_days(pull)
     body = {"from_account": src, "to_account": dst, "amount": "3.10", "currency": ccy, "memo": "EOD RESENT"}
     mock.faults.set_rules([FaultRule(face="soap", operation="FundsTransfer", error_rate=1.0, error="reset",

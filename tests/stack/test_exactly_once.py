@@ -17,7 +17,7 @@ from api.observability import Metrics
 from api.store import IntentState, StoreSettings
 from api.store.sqlite import SqliteStore
 from mock_mainframe.faults import FaultRule
-from tests.support import running_mock
+from tests.support import customer_with_two_accounts, running_mock
 
 
 @pytest.fixture(scope="module")
@@ -40,22 +40,10 @@ def stack(mock, tmp_path_factory):
     store.close()
 
 
-def _customer_with_two_accounts(mock) -> tuple[str, str, str, str]:
-    for row in mock.ledger.query("SELECT CUST_NO FROM CUSTMAST ORDER BY CUST_NO"):
-        by_ccy: dict[str, list[str]] = {}
-        for a in mock.ledger.accounts_of(row["CUST_NO"].strip()):
-            if a["ACCT_STAT"] == "A" and a["AVAIL_BAL"] > 100:
-                by_ccy.setdefault(a["CURR_CD"], []).append(a["ACCT_NO"].strip())
-        for ccy, nos in by_ccy.items():
-            if len(nos) >= 2 and ccy != "JPY":
-                return row["CUST_NO"].strip(), nos[0], nos[1], ccy
-    raise AssertionError("seed has no customer with two open accounts in one currency")
-
-
 def test_lost_answer_gets_the_truth_and_a_retry_posts_nothing_more(stack, mock, caplog):
     caplog.set_level(logging.INFO, logger="corebridge.api.exactly_once")
     client, settings, store = stack
-    customer, src, dst, ccy = _customer_with_two_accounts(mock)
+    customer, src, dst, ccy = customer_with_two_accounts(mock)
     headers = {"Authorization": f"Bearer {mint_demo_token(settings.auth, customer, DEMO_SCOPES)}",
                "Idempotency-Key": str(uuid.uuid4())}
     body = {"from_account": src, "to_account": dst, "amount": "2.50", "currency": ccy, "memo": "EXACTLY ONCE"}
@@ -80,7 +68,7 @@ def test_lost_answer_gets_the_truth_and_a_retry_posts_nothing_more(stack, mock, 
 
 def test_a_missing_key_is_refused_before_the_core(stack, mock):
     client, settings, _ = stack
-    customer, src, dst, ccy = _customer_with_two_accounts(mock)
+    customer, src, dst, ccy = customer_with_two_accounts(mock)
     token = mint_demo_token(settings.auth, customer, DEMO_SCOPES)
     r = client.post("/v1/transfers", headers={"Authorization": f"Bearer {token}"},
                     json={"from_account": src, "to_account": dst, "amount": "1.00", "currency": ccy})
