@@ -94,3 +94,25 @@ def customer_with_two_accounts(mock) -> tuple[str, str, str, str]:
             if len(nos) >= 2 and ccy != "JPY":
                 return row["CUST_NO"].strip(), nos[0], nos[1], ccy
     raise AssertionError("seed has no customer with two open accounts in one currency")
+
+
+class LoopbackHttpServer:
+    """A threaded ``http.server`` on an ephemeral loopback port for a test's hand-written handler
+    (a canned or hostile SOAP peer); ``close()`` stops it."""
+
+    def __init__(self, handler) -> None:
+        import http.server
+        import threading
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def use_tls(self, context) -> None:
+        """Serve HTTPS from now on (``context``: a server-side ``ssl.SSLContext``)."""
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

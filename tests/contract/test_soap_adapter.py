@@ -40,6 +40,7 @@ from canonical import Money, Transfer, TransferStatus
 from mappings.engine import MappingRegistry
 from mock_mainframe.faults import FaultRule
 from mock_mainframe.soap.envelope import reply as soap_reply
+from tests.support import LoopbackHttpServer
 
 pytestmark = pytest.mark.contract
 
@@ -123,15 +124,11 @@ class CannedCore:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/corebank/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+        self.server = LoopbackHttpServer(Handler)
+        self.url = f"{self.server.base}/corebank/v1"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture

@@ -384,7 +384,7 @@ def test_https_with_the_cores_ca_and_a_refusal_without_it(registry, tmp_path):
     server.reply = lambda _: (200, "text/xml", balance_reply())
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    server.server.use_tls(context)
     url = server.url.replace("http://", "https://")
     try:
         with SoapCore(SoapSettings(endpoint=url, username="U", password="P", read_timeout=2, verify=cert),

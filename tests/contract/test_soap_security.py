@@ -24,6 +24,7 @@ from adapters.errors import ContractViolation, CoreError
 from adapters.soap import DEFAULT_WSDL, ZEEP_SETTINGS, SoapCore, SoapSettings
 from canonical import Money, Transfer
 from mappings.engine import MappingRegistry
+from tests.support import LoopbackHttpServer
 
 pytestmark = pytest.mark.contract
 
@@ -102,15 +103,11 @@ class HostileServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+        self.server = LoopbackHttpServer(Handler)
+        self.base = self.server.base
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture(scope="module")
