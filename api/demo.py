@@ -46,15 +46,16 @@ def start_mock(data_dir: Path, mock_args: list[str], *, timeout: float = 180.0) 
             tail = log_path.read_text(errors="replace")[-2000:]
             raise SystemExit(f"the mock mainframe exited ({proc.returncode}) before it was ready:\n{tail}")
         time.sleep(0.1)
-    stop_mock(proc)
+    stop_child(proc)
     raise SystemExit(f"the mock mainframe was not ready within {timeout:.0f} s (see {log_path})")
 
 
-def stop_mock(proc: subprocess.Popen) -> None:
+def stop_child(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Ctrl-C a child (the mock, a facade) as a user would; kill it if it has not gone within ``timeout``."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(20)
+            proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(lines), flush=True)
         uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     finally:
-        stop_mock(proc)
+        stop_child(proc)
     return 0
 
 

@@ -41,7 +41,6 @@ import http.client
 import json
 import multiprocessing
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -55,6 +54,8 @@ from typing import Any
 import psutil
 from lxml import etree
 from pydantic import BaseModel, SecretStr
+
+from api.demo import stop_child
 
 DURATION = 5.0
 WARMUP = 1.0
@@ -159,18 +160,8 @@ def _start_ready(start: Any, port: int, log: Path, timeout: float = 60.0) -> tup
         if status == 200:
             return proc, time.perf_counter() - t0
         time.sleep(0.01)
-    _stop(proc)
+    stop_child(proc)
     raise RuntimeError(f"not ready within {timeout:.0f} s; see {log}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # -- load generator (its own process) ------------------------------------------------------------------
@@ -297,7 +288,7 @@ def _rss_mb(proc: subprocess.Popen) -> float:
 
 def run(duration: float = DURATION, rounds: int = ROUNDS) -> list[dict]:
     from api.auth import mint_demo_token
-    from api.demo import DEMO_CUSTOMER, DEMO_SCOPES, demo_settings, start_mock, stop_mock
+    from api.demo import DEMO_CUSTOMER, DEMO_SCOPES, demo_settings, start_mock
 
     with tempfile.TemporaryDirectory(prefix="bench-facade-") as tmp_name:
         tmp = Path(tmp_name)
@@ -330,13 +321,13 @@ def run(duration: float = DURATION, rounds: int = ROUNDS) -> list[dict]:
                     if last:
                         procs.append(proc)
                     else:
-                        _stop(proc)
+                        stop_child(proc)
             hello_proc, facade_proc = procs
 
             generator.run(f"http://127.0.0.1:{hello_port}/readyz", headers={}, concurrency=32, duration=1.0,
                           warmup=0.2)
             hello_rss = _rss_mb(hello_proc)
-            _stop(hello_proc)
+            stop_child(hello_proc)
 
             token = mint_demo_token(settings.auth, DEMO_CUSTOMER, DEMO_SCOPES, ttl=3600)
             auth = {"Authorization": f"Bearer {token}"}
@@ -365,8 +356,8 @@ def run(duration: float = DURATION, rounds: int = ROUNDS) -> list[dict]:
             if generator is not None:
                 generator.close()
             for proc in procs:
-                _stop(proc)
-            stop_mock(mock)
+                stop_child(proc)
+            stop_child(mock)
     return _rows(direct, ours, facade_starts, hello_starts, facade_rss, hello_rss)
 
 

@@ -35,6 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from api.demo import stop_child
 from benchmarks.bench_facade import (
     LOAD_TEST_SETTINGS,
     MOCK_ARGS,
@@ -45,7 +46,6 @@ from benchmarks.bench_facade import (
     _median,
     _request,
     _start_ready,
-    _stop,
     _uvicorn,
 )
 
@@ -138,7 +138,7 @@ def _units(amount: Decimal, currency: str) -> Decimal:
 
 
 def run(duration: float = DURATION, rounds: int = ROUNDS) -> list[dict]:
-    from api.demo import demo_settings, start_mock, stop_mock
+    from api.demo import demo_settings, start_mock
 
     with tempfile.TemporaryDirectory(prefix="bench-transfers-") as tmp_name:
         tmp = Path(tmp_name)
@@ -208,8 +208,8 @@ def run(duration: float = DURATION, rounds: int = ROUNDS) -> list[dict]:
             if load is not None:
                 load.close()
             for proc in procs:
-                _stop(proc)
-            stop_mock(mock)
+                stop_child(proc)
+            stop_child(mock)
     return _rows(results)
 
 
