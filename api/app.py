@@ -7,7 +7,9 @@ its metrics registry, token cache, rate-limit buckets and cursor key are per ins
 One pure-ASGI middleware wraps every request (cheaper than Starlette's ``BaseHTTPMiddleware``):
 it sets the request id (``X-Request-ID`` in and out, :data:`api.observability.request_id_var`),
 refuses bodies above the cap with a 413 problem before the app reads them, turns any unhandled
-exception into a 500 problem, and records the request's metrics and one access-log line.
+exception into a 500 problem, and records the request's metrics and one access-log line. It is the
+outermost layer (:class:`FacadeApp`), and inside it :class:`~api.fast_balance.FastBalanceRoute` answers
+ordinary balance requests without FastAPI's routing and dependency solving (the hot path).
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import SCOPES, Authenticator, TokenVerifier
 from api.cursors import CursorCodec
+from api.fast_balance import FastBalanceRoute
 from api.gateways import Gateways
 from api.observability import (
     REQUEST_INFO_KEY,
@@ -51,7 +55,7 @@ from api.services import build_services
 from api.settings import Settings
 from api.store import Store, StoreSettings, build_store
 
-__all__ = ["API_DESCRIPTION", "RequestMiddleware", "create_app"]
+__all__ = ["API_DESCRIPTION", "FacadeApp", "RequestMiddleware", "create_app"]
 
 log = logging.getLogger("corebridge.api")
 access_log = logging.getLogger("corebridge.access")
@@ -141,9 +145,11 @@ class RequestMiddleware:
             method = scope.get("method", "GET")
             self.metrics.observe_request(method, route, status, seconds)
             if access_log.isEnabledFor(logging.INFO):
+                # every field is ours or masked already (route is the template, never the path), so the
+                # masking filter is told to skip the line; JSON output still re-checks the client's request id
                 access_log.info("%s %s %d", method, route, status, extra={
                     "method": method, "route": route, "status": status, "duration_ms": round(seconds * 1000, 3),
-                    "request_id": rid, "customer": mask_customer_id(info.customer)})
+                    "request_id": rid, "customer": mask_customer_id(info.customer), "_masked": True})
             request_id_var.reset(token)
 
     async def _check_body(self, scope: Scope, receive: Receive,
@@ -201,6 +207,25 @@ def _route_of(scope: Scope) -> str:
     return path if isinstance(path, str) else "<unmatched>"
 
 
+class FacadeApp(FastAPI):
+    """FastAPI with our layers outermost: :class:`RequestMiddleware` (and the balance fast route) wrap
+    FastAPI's whole stack (its error, telemetry and body-limit middleware, exception handlers, router)
+    instead of sitting inside it. Everything FastAPI serves passes the same layers as before; a balance
+    served by :class:`~api.fast_balance.FastBalanceRoute` passes no FastAPI layer at all. RequestMiddleware
+    turns any exception into the 500 problem itself, so Starlette's error middleware (which answered a bare
+    500 and re-raised) is left out."""
+
+    outer_layers: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        if self.outer_layers is None:
+            return stack
+        if isinstance(stack, ServerErrorMiddleware):  # RequestMiddleware takes its place (its 500 is ours)
+            stack = stack.app
+        return self.outer_layers(stack)
+
+
 def _install_openapi(app: FastAPI) -> None:
     """FastAPI's schema, plus the Problem schema, with every 422 documented as problem+json."""
     generate: Callable[[], dict[str, Any]] = app.openapi
@@ -228,7 +253,8 @@ def _install_openapi(app: FastAPI) -> None:
 
 def create_app(settings: Settings, gateways: Gateways, *, metrics: Metrics | None = None,
                verifier: TokenVerifier | None = None, store: Store | None = None,
-               store_settings: StoreSettings | None = None, reconciler: bool = True) -> FastAPI:
+               store_settings: StoreSettings | None = None, reconciler: bool = True,
+               fast_balance: bool = True) -> FastAPI:
     """The facade over ``gateways``, configured by ``settings``.
 
     ``metrics``: pass the :class:`Metrics` whose ``observe_core_call`` / ``count_mapping_error`` the
@@ -239,6 +265,8 @@ def create_app(settings: Settings, gateways: Gateways, *, metrics: Metrics | Non
     caller; without one, a ``store`` section in ``settings`` (when present) builds one the app owns and
     closes; with neither, ``Idempotency-Key`` is ignored. With a store the lifespan runs the background
     :class:`~api.reconciler.Reconciler` (``reconciler=False``: tests drive it themselves).
+    ``fast_balance``: serve ordinary balance requests in :class:`~api.fast_balance.FastBalanceRoute` (off:
+    every request goes through FastAPI; tests compare the two).
     """
     if not isinstance(settings, Settings) or not isinstance(gateways, Gateways):
         raise TypeError("create_app(settings: Settings, gateways: Gateways)")
@@ -286,7 +314,7 @@ def create_app(settings: Settings, gateways: Gateways, *, metrics: Metrics | Non
             except Exception:  # noqa: BLE001 - shutdown goes on
                 log.warning("closing the gateways failed", exc_info=True)
 
-    app = FastAPI(
+    app = FacadeApp(
         # FastAPI's native OpenTelemetry hooks ask the global providers on every request (~3% of the balance
         # route's time) though nothing here configures OpenTelemetry; metrics and logs are ours (masked)
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
@@ -309,7 +337,13 @@ def create_app(settings: Settings, gateways: Gateways, *, metrics: Metrics | Non
     install_handlers(app, on_contract_violation=metrics.count_mapping_error)
     for router in build_routers(settings, services, auth, gateways, metrics):
         app.include_router(router)
-    app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.limits.max_body_bytes)
+
+    def outer_layers(stack: ASGIApp) -> ASGIApp:
+        if fast_balance:
+            stack = FastBalanceRoute(stack, fastapi=app, auth=auth, services=services)
+        return RequestMiddleware(stack, metrics=metrics, max_body_bytes=settings.limits.max_body_bytes)
+
+    app.outer_layers = outer_layers
     _install_openapi(app)
     app.state.settings = settings
     app.state.gateways = gateways

@@ -302,7 +302,8 @@ class Authenticator:
                                            max_clients=rate_limit.max_clients)
                         if rate_limit.enabled else None)
 
-    def _throttle(self, key: str) -> None:
+    def throttle(self, key: str) -> None:
+        """Take one request from ``key``'s bucket; a 429 problem when it is empty."""
         if self.limiter is None:
             return
         wait = self.limiter.acquire(key)
@@ -312,7 +313,7 @@ class Authenticator:
 
     def _fail(self, request: Request, reason: str) -> ProblemError:
         client = request.client.host if request.client else "unknown"
-        self._throttle("ip:" + client)
+        self.throttle("ip:" + client)
         self.metrics.auth_failures.labels(reason).inc()
         log.info("authentication failed: %s", reason)
         headers = _NO_TOKEN if reason == "missing" else _INVALID_TOKEN
@@ -329,7 +330,7 @@ class Authenticator:
             principal = await self.verifier.averify(credentials.credentials)
         except AuthError as exc:
             raise self._fail(request, exc.reason) from None
-        self._throttle("sub:" + principal.subject)
+        self.throttle("sub:" + principal.subject)
         granted = principal.scopes
         if not (scopes <= granted if mode == "all" else scopes & granted):
             needed = " ".join(sorted(scopes))
