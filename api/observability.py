@@ -241,8 +241,23 @@ class JsonFormatter(logging.Formatter):
 
 
 class _MaskingTextFormatter(logging.Formatter):
+    """Masks what a record carries (message, exception and stack text), not the prefix we add: the
+    timestamp alone holds ten digits, so masking the whole line sent every line through every rule."""
+
     def format(self, record: logging.LogRecord) -> str:
-        return mask_text(super().format(record))
+        if record.exc_text:  # cached by another handler's formatter, perhaps unmasked
+            record.exc_text = mask_text(record.exc_text)
+        return super().format(record)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = mask_text(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return mask_text(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return mask_text(super().formatStack(stack_info))
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | None = None) -> logging.Handler:

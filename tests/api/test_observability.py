@@ -210,3 +210,26 @@ def test_the_log_scanner_would_catch_leaks():
 def test_the_session_log_scan_is_active(log_scan):
     logging.getLogger("corebridge.test").info("account %s", "110000000543")
     assert log_scan.lines > 0 and log_scan.masked_accounts > 0 and not log_scan.violations
+
+
+def test_text_logs_are_masked_too_by_the_handler_and_by_the_formatter_alone():
+    stream = io.StringIO()
+    handler = configure_logging("INFO", "text", stream)
+    try:
+        log = logging.getLogger("corebridge.test.masking")
+        log.info("account %s card %s", "110000000543", "4111 1111 1111 1111")
+        try:
+            raise ValueError("lookup of 5500-0000-0000-0004 failed")
+        except ValueError:
+            log.exception("failed for 120000000014")
+        # the formatter masks on its own (a record that skipped the filter, an exception text cached unmasked)
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "acct %s", ("110000000543",), None)
+        record.exc_text = "Traceback: card 4111111111111111"
+        line = handler.formatter.format(record)  # type: ignore[union-attr]
+    finally:
+        logging.getLogger().removeHandler(handler)
+    text = stream.getvalue() + line
+    for raw in ("110000000543", "4111 1111 1111 1111", "5500-0000-0000-0004", "120000000014", "4111111111111111"):
+        assert raw not in text
+    assert "acct ********0543" in line and "************1111" in line
+    assert text.count(" INFO corebridge.test.masking account ********0543 ") == 1
