@@ -274,6 +274,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | N
     handler._corebridge = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    # what the logging HOWTO's "Optimization" section lists: our formatters print no caller, thread or
+    # process, and collecting them was a third of each access-log line's cost (~17 -> ~12 us a line)
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         lg = logging.getLogger(name)
         lg.handlers.clear()

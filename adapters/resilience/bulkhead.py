@@ -52,6 +52,11 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
 class Bulkhead:
     def __init__(self, name: str, max_concurrent: int, *, max_wait: float = 0.0) -> None:
         if max_concurrent < 1:
@@ -144,8 +149,11 @@ class Bulkhead:
                 raise self._refuse(operation)
             waiter = _Waiter(asyncio.get_running_loop())
             self._waiters.append(waiter)
+        # a timer on the waiter's own future, not wait_for(shield(...)): that cost two more futures and a
+        # task switch per queued call on the facade's hot path
+        timer = waiter.loop.call_later(wait, _expire, waiter.future)
         try:
-            await asyncio.wait_for(asyncio.shield(waiter.future), wait)
+            await waiter.future
         except BaseException as exc:  # timed out or cancelled: leave the queue (a slot granted meanwhile is ours)
             timed_out = isinstance(exc, TimeoutError)
             with self._cond:
@@ -159,6 +167,8 @@ class Bulkhead:
             if granted:
                 self.exit()
             raise
+        finally:
+            timer.cancel()
 
     # -- running ----------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from adapters.errors import (
     RecordNotFound,
 )
 from adapters.resilience import BreakerConfig, Bulkhead, ManualClock, Pipeline, ResilienceConfig
+from adapters.resilience.bulkhead import _expire
 from tests.unit.resilience.fakes import Scripted
 
 U, T = BackendUnavailable, BackendTimeout
@@ -202,3 +203,40 @@ def test_a_sync_caller_waits_behind_queued_async_callers() -> None:
 
     asyncio.run(main())
     assert admitted == ["async", "sync"] and b.in_flight == 0
+
+
+def test_a_slot_granted_as_the_wait_expires_is_kept_not_refused() -> None:
+    b = Bulkhead("soap", 1, max_wait=5.0)
+    b.enter()
+
+    async def main() -> None:
+        task = asyncio.ensure_future(b.enter_async())
+        await asyncio.sleep(0.01)
+        future = b._waiters[0].future
+        b.exit()  # grants the slot to the waiter (its wake-up is only scheduled) ...
+        _expire(future)  # ... and its timer fires in the same loop turn
+        await task  # admitted: the slot was granted, so it is ours
+        assert b.in_flight == 1 and b.rejected == 0
+        b.exit()
+
+    asyncio.run(main())
+    assert (b.in_flight, len(b._waiters)) == (0, 0)
+
+
+def test_a_slot_granted_to_a_cancelled_waiter_is_given_back() -> None:
+    b = Bulkhead("soap", 1, max_wait=5.0)
+    b.enter()
+
+    async def main() -> None:
+        task = asyncio.ensure_future(b.enter_async())
+        await asyncio.sleep(0.01)
+        b.exit()  # granted ...
+        task.cancel()  # ... and cancelled before it ran
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert b.in_flight == 0  # the granted slot went back
+        await b.enter_async()
+        b.exit()
+
+    asyncio.run(main())
+    assert (b.in_flight, b.rejected, len(b._waiters)) == (0, 0, 0)
