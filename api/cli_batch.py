@@ -107,7 +107,8 @@ def pull_cmd(
     try:
         with open_store(store) as db, dropbox, progress:
             ingestor = TxnhistIngestor(db, _registry(), policy=policy, quarantine_dir=dirs.quarantine,
-                                       rejects_dir=dirs.rejects, on_batch=on_batch)
+                                       rejects_dir=dirs.rejects, on_batch=on_batch,
+                                       decoder_process=load_settings().batch.decoder_process)
             reports = pull(dropbox, ingestor, outbox=dropbox.settings.outbox, dirs=dirs, pattern=pattern,
                            on_file=on_file)
     except CoreError as exc:

@@ -40,7 +40,7 @@ def pull_job(store: BatchStore, registry: MappingRegistry, batch: BatchSettings,
     """One scheduled run: a fresh dropbox session, every new outbox file ingested, the session closed."""
     dirs = PullDirs(batch.work_dir)
     ingestor = TxnhistIngestor(store, registry, policy=batch.policy, quarantine_dir=dirs.quarantine,
-                               rejects_dir=dirs.rejects)
+                               rejects_dir=dirs.rejects, decoder_process=batch.decoder_process)
 
     def run() -> list[FileReport]:
         dropbox = dropbox_factory()

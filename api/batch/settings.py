@@ -36,6 +36,9 @@ class BatchSettings(BaseModel):
     pattern: str = Field("TXNHIST.D*", description="outbox files the scheduled pull ingests")
     schedule_interval_seconds: float = Field(
         0.0, ge=0, description="run pull + ingest every this many seconds inside `corebridge serve`; 0: off")
+    decoder_process: bool = Field(
+        True, description="decode big TXNHIST files (4 MiB and more) partly in a forked decoder process, beside "
+                          "the inserts on a second core; false: all in the ingesting process")
     history_mode: Literal["core", "replace", "merge"] = Field(
         "core", description="transactions endpoint: core (the routed source only), replace (the batch store "
                             "only) or merge (both, de-duplicated by transaction id)")

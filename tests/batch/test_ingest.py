@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 from adapters.errors import CoreError
 from adapters.sftp import SftpBatchDropbox, SftpSettings
 from api.batch import BatchStore, PullDirs, TxnhistIngestor, open_store, pull
+from api.batch.settings import BatchSettings
 from api.cli import app
 from mock_mainframe.batch.eod import (
     EodWriter,
@@ -94,6 +95,16 @@ def store(tmp_path):
     s.close()
 
 
+@pytest.fixture(params=["inline", "process"])
+def decoder(request, monkeypatch) -> str:
+    """Decode in this process only, or (``process``) mostly in the forked decoder process, whatever the file's
+    size; small segments, so that a file is several (``process``: one record each, 2 of 3 decoded there)."""
+    process = request.param == "process"
+    monkeypatch.setattr("api.batch.ingest.PROCESS_MIN_BYTES", 0 if process else None)
+    monkeypatch.setattr("api.batch.ingest.SEGMENT_RECORDS", 1 if process else 7)
+    return request.param
+
+
 def ingestor(store: BatchStore, registry, dirs: PullDirs, **kw) -> TxnhistIngestor:
     return TxnhistIngestor(store, registry, quarantine_dir=dirs.quarantine, rejects_dir=dirs.rejects, **kw)
 
@@ -128,7 +139,7 @@ def close_day_with(faults: FaultInjector, writer: EodWriter, kind: str | None) -
 
 
 # -- the happy path --------------------------------------------------------------------------------
-def test_pull_loads_every_row_of_the_ledger_exactly(box, store, registry, dirs, ledger):
+def test_pull_loads_every_row_of_the_ledger_exactly(decoder, box, store, registry, dirs, ledger):
     reports = run_pull(box, store, registry, dirs)
     days = recent_days(ledger)
     assert [r.file_name for r in reports] == [txnhist_name(d) for d in days]
@@ -235,7 +246,7 @@ def test_changed_file_under_a_known_name_is_downloaded_and_reported(box, store, 
     ("truncated", "truncated file"),
     ("bad_packed", "under policy reject-file"),
 ])
-def test_corrupt_file_is_quarantined_whole(box, store, registry, dirs, ledger, faults, writer, kind, reason):
+def test_corrupt_file_is_quarantined_whole(decoder, box, store, registry, dirs, ledger, faults, writer, kind, reason):
     name = close_day_with(faults, writer, kind)
     reports = {r.file_name: r for r in run_pull(box, store, registry, dirs)}
     bad = reports[name]
@@ -255,7 +266,7 @@ def test_corrupt_file_is_quarantined_whole(box, store, registry, dirs, ledger, f
     assert again[name].status == "already-ingested"
 
 
-def test_load_good_loads_the_good_records_and_names_the_bad_one(box, store, registry, dirs, ledger, faults,
+def test_load_good_loads_the_good_records_and_names_the_bad_one(decoder, box, store, registry, dirs, ledger, faults,
                                                                  writer):
     day = ledger.business_date()
     name = close_day_with(faults, writer, "bad_packed")
@@ -283,7 +294,7 @@ class Crash(Exception):
     pass
 
 
-def test_crash_mid_file_then_rerun_loads_everything_exactly_once(box, store, registry, dirs, ledger,
+def test_crash_mid_file_then_rerun_loads_everything_exactly_once(decoder, box, store, registry, dirs, ledger,
                                                                   monkeypatch):
     days = recent_days(ledger)
     rows = ledger_rows(ledger, days)
@@ -335,6 +346,25 @@ def cli_pull_args(face: SftpFace, store: Path, work: Path) -> list[str]:
             face.host_key_fingerprint]
 
 
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_sigkill_mid_ingest_then_rerun_loads_every_record_once(face, ledger, tmp_path):
     """A real crash: ``corebridge batch pull`` in a subprocess, SIGKILLed while it ingests a large file."""
     n = 100_000
@@ -354,8 +384,14 @@ def test_sigkill_mid_ingest_then_rerun_loads_every_record_once(face, ledger, tmp
         assert (work / "incoming" / big).exists(), proc.stdout.read().decode() if proc.poll() is not None else ""
         time.sleep(0.4)  # the ingest of 100k records takes seconds: this lands in the middle of it
         assert proc.poll() is None, "the pull finished before the kill: make the file larger"
+        decoders = children_of(proc.pid)
+        assert decoders, "a file this size is decoded in a child process"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        deadline = time.monotonic() + 10  # the orphaned decoder notices at its next send and exits
+        while any(map(running, decoders)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(map(running, decoders)), "a decoder outlived its parent"
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -412,3 +448,19 @@ def test_cli_pull_prints_a_summary_and_loads(face, tmp_path, ledger):
         assert s.transaction_count() == len(ledger_rows(ledger, recent_days(ledger)))
     again = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert again.exit_code == 0 and "already-ingested" in again.output
+
+
+@pytest.mark.parametrize("decoder_process", [True, False])
+def test_the_decoder_process_setting_decides_whether_a_big_file_forks(box, store, registry, dirs, ledger,
+                                                                      monkeypatch, decoder_process):
+    monkeypatch.setattr("api.batch.ingest.PROCESS_MIN_BYTES", 0)  # every file counts as big
+    monkeypatch.setattr("api.batch.ingest.SEGMENT_RECORDS", 1)
+    monkeypatch.setattr("api.batch.ingest.BATCH_ROWS", 1)
+    seen: list[int] = []
+    reports = run_pull(box, store, registry, dirs, decoder_process=decoder_process,
+                       on_batch=lambda *_: seen.append(len(children_of(os.getpid()))))
+    assert reports and all(r.status == "loaded" for r in reports)
+    assert seen
+    assert (max(seen) >= 1) is decoder_process  # a forked decoder was there while inserting, or never
+    assert BatchSettings().decoder_process is True
+    assert BatchSettings(decoder_process=False).decoder_process is False
