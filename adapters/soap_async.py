@@ -35,7 +35,7 @@ from zeep.wsdl.utils import etree_to_string
 
 from adapters.soap_errors import CB_NS, HostileResponse, RequestIdMismatch, scrub
 from adapters.soap_http import Reply
-from adapters.soap_transport import MARKERS
+from adapters.soap_transport import has_declaration
 
 __all__ = ["EnvelopeTemplate", "FastOperation", "Reply", "compile_reader", "screen"]
 
@@ -60,7 +60,7 @@ def _parser() -> etree.XMLParser:
 
 def screen(content: bytes) -> None:
     """Refuse a body carrying a DOCTYPE or ENTITY declaration (any XML encoding) before lxml sees it."""
-    if any(marker in content for marker in MARKERS):
+    if has_declaration(content):
         raise HostileResponse("DOCTYPE or ENTITY declaration in the response")
 
 
@@ -206,6 +206,10 @@ class FastOperation:
 def _check_request_id(header: etree._Element, request_id: str | None) -> None:
     if request_id is None:
         return
-    echoed = header.findtext(REQUEST_ID_TAG)
+    echoed = None
+    for child in header:  # header.findtext(REQUEST_ID_TAG), without compiling a path per call
+        if child.tag == REQUEST_ID_TAG:
+            echoed = child.text or ""
+            break
     if echoed is not None and echoed.strip() != request_id:
         raise RequestIdMismatch(f"sent REQUEST-ID {request_id!r}, the reply echoes {scrub(echoed, 64)!r}")

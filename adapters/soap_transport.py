@@ -34,12 +34,22 @@ from zeep.transports import Transport
 
 from adapters.soap_errors import HostileResponse, ResponseTooLarge
 
-__all__ = ["CHUNK", "MARKERS", "BoundedTransport", "CallScope", "current_call", "pooled_session"]
+__all__ = ["CHUNK", "MARKERS", "BoundedTransport", "CallScope", "current_call", "has_declaration", "pooled_session"]
 
 CHUNK = 64 * 1024
 #: a DOCTYPE or ENTITY declaration in any of the encodings XML allows: refused before lxml sees the body
 MARKERS = tuple(marker.encode(enc) for marker in ("<!DOCTYPE", "<!ENTITY")
                  for enc in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"))
+
+
+def has_declaration(body: bytes) -> bool:
+    """Whether ``body`` holds a DOCTYPE or ENTITY declaration (any of :data:`MARKERS`).
+
+    A body with no ``<!`` and no NUL byte cannot hold one (the UTF-8 markers start with ``<!``, the
+    UTF-16/32 ones all hold NULs): two scans instead of ten on every ordinary reply."""
+    if b"<!" not in body and b"\x00" not in body:
+        return False
+    return any(marker in body for marker in MARKERS)
 
 
 @dataclass
@@ -140,6 +150,6 @@ class BoundedTransport(Transport):
                 raise requests.exceptions.ReadTimeout(
                     f"the response body was not complete within {call.read:g} s", response=response)
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if any(marker in body for marker in MARKERS):
+        if has_declaration(body):
             raise HostileResponse("DOCTYPE or ENTITY declaration in the response")
         return body

@@ -4,10 +4,9 @@ against the mock mainframe, beside the same BalanceInquiry posted straight to th
 Four processes on one (2-core) machine, as in production:
 
 * the mock mainframe (``python -m mock_mainframe`` via :func:`api.demo.start_mock`, 40 customers);
-* the facade: ``python -m uvicorn --factory api.bootstrap:create_app_from_settings --workers 1``, i.e.
-  exactly what ``corebridge serve`` runs (uvicorn's ``auto`` loop and HTTP parser, which are uvloop and
-  httptools since ``uvicorn[standard]`` is installed: :func:`_server_stack` checks it and the rows say so),
-  configured through ``COREBRIDGE_*`` environment variables with
+* the facade: ``corebridge serve --workers 1`` (``python -m api.cli serve``: uvicorn's ``auto`` loop and
+  HTTP parser, which are uvloop and httptools since ``uvicorn[standard]`` is installed: :func:`_server_stack`
+  checks it and the rows say so), configured through ``COREBRIDGE_*`` environment variables with
   the demo settings of ``make run`` (balances over SOAP, the ownership look-up over the ODBC replica;
   the per-client rate limit raised out of the way, since one benchmark client is many app users);
 * a load generator (aiohttp on uvloop, N keep-alive connections, each sending its next request as soon as
@@ -25,11 +24,11 @@ look-up), the resilience pipeline, the SOAP call on the event loop (envelope tem
 the mapping to canonical), the access log line and the metrics.
 
 One worker: the mock and the load generator share the same two cores, and a second worker
-(``corebridge serve --workers 2``, measured once while other work loaded the machine) was no faster at c=32:
-the machine is CPU-bound, not the worker's event loop.
+(``corebridge serve --workers 2``) was no faster at c=32 (1,969 vs 1,965 req/s, measured on a quiet
+machine): the machine is CPU-bound, not the worker's event loop.
 
-Cold start: spawn the uvicorn process, poll ``/readyz`` every 10 ms, stop the clock at the first 200 (the
-median of a few starts), beside a bare uvicorn hello-world app launched the same way. Memory: the RSS of
+Cold start: spawn ``corebridge serve``, poll ``/readyz`` every 10 ms, stop the clock at the first 200 (the
+median of a few starts), beside a bare uvicorn hello-world app (``python -m uvicorn``). Memory: the RSS of
 the facade's single uvicorn worker after the load, beside the bare app's after a short load.
 
 ``python -m benchmarks.bench_facade [seconds per run] [rounds]``
@@ -131,6 +130,13 @@ def _uvicorn(target: str, port: int, env: dict[str, str], log: Path, *, factory:
         cmd.append("--factory")
     if app_dir is not None:
         cmd += ["--app-dir", str(app_dir)]
+    with log.open("ab") as out:
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _corebridge_serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """``corebridge serve`` (``python -m api.cli serve``) on ``port``, configured by ``env``."""
+    cmd = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     with log.open("ab") as out:
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -280,7 +286,7 @@ def _server_stack() -> str:
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     bulkhead = LOAD_TEST_SETTINGS["COREBRIDGE_RESILIENCE__SOAP__BULKHEAD_SIZE"]
-    return f"uvicorn, 1 worker, {loop} + {http}, SOAP bulkhead {bulkhead}"
+    return f"corebridge serve: uvicorn, 1 worker, {loop} + {http}, SOAP bulkhead {bulkhead}"
 
 
 def _median(results: list[dict[str, Any]], key: str) -> float:
@@ -310,7 +316,7 @@ def run(duration: float = DURATION, rounds: int = ROUNDS) -> list[dict]:
             log = tmp / "facade.log"
 
             def facade() -> subprocess.Popen:
-                return _uvicorn("api.bootstrap:create_app_from_settings", port, env, log, factory=True)
+                return _corebridge_serve(port, env, log)
 
             def hello() -> subprocess.Popen:
                 return _uvicorn("hello:app", hello_port, hello_env, log, app_dir=tmp)
@@ -335,8 +341,7 @@ def run(duration: float = DURATION, rounds: int = ROUNDS) -> list[dict]:
             stop_child(hello_proc)
             capped_port = _free_port()  # the same facade with the default SOAP bulkhead (not timed)
             capped_env = {**env, "COREBRIDGE_SERVER__PORT": str(capped_port), **DEFAULT_BULKHEAD}
-            capped_proc, _ = _start_ready(lambda: _uvicorn("api.bootstrap:create_app_from_settings", capped_port,
-                                                           capped_env, log, factory=True), capped_port, log)
+            capped_proc, _ = _start_ready(lambda: _corebridge_serve(capped_port, capped_env, log), capped_port, log)
             procs.append(capped_proc)
 
             token = mint_demo_token(settings.auth, DEMO_CUSTOMER, DEMO_SCOPES, ttl=3600)
