@@ -18,6 +18,7 @@ built at import time.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -157,4 +158,19 @@ def create_app_from_settings() -> FastAPI:
     """uvicorn factory (``--factory api.bootstrap:create_app_from_settings``): settings from the environment."""
     settings = load_settings()
     configure_logging(settings.logging.level, settings.logging.format)
-    return build_app(settings)
+    app = build_app(settings)
+    tune_gc(settings.server.gc_threshold)
+    return app
+
+
+def tune_gc(threshold: int) -> None:
+    """After start-up: freeze what exists (settings, mappings, clients: alive for the process's life) out of
+    the cyclic collector, and collect the young generation every ``threshold`` allocations. A request's
+    objects die by reference counting; what the collector did every few requests was rescan the heap
+    (~5% of the facade's CPU per balance at c=32). 0: leave the collector alone."""
+    if threshold <= 0:
+        return
+    gc.collect()
+    gc.freeze()
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(threshold, second, third)

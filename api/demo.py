@@ -22,7 +22,7 @@ from typing import Any
 import uvicorn
 
 from api.auth import mint_demo_token
-from api.bootstrap import build_gateways
+from api.bootstrap import build_gateways, tune_gc
 from api.observability import Metrics, configure_logging
 from api.settings import Settings, load_settings
 
@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         from api.app import create_app
 
         app = create_app(settings, gateways, metrics=metrics)
+        tune_gc(settings.server.gc_threshold)
         account = gateways.accounts.accounts_of(DEMO_CUSTOMER)[0].id
         token = mint_demo_token(settings.auth, DEMO_CUSTOMER, DEMO_SCOPES, ttl=12 * 3600)
         base = f"http://{args.host}:{args.port}"

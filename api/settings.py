@@ -286,6 +286,10 @@ class ServerSettings(_Section):
     port: int = Field(8000, gt=0, lt=65536)
     workers: int = Field(1, ge=1)
     root_path: str = ""
+    gc_threshold: int = Field(
+        20_000, ge=0, description="once the app is built, its objects are frozen out of the cyclic collector and "
+                                  "a young-generation collection runs every this many allocations (CPython's "
+                                  "default 700 ran one every few requests); 0: leave the collector as it is")
 
 
 class LoggingSettings(_Section):
