@@ -42,6 +42,8 @@ from pathlib import Path
 import pyodbc
 
 from adapters.odbc import SQL_BALANCE, SQL_HISTORY, OdbcCore, OdbcSettings
+from api.bootstrap import tune_gc
+from api.settings import Settings
 from mappings.engine import MappingRegistry
 from mock_mainframe.ledger.seed import seed_matches, seed_sqlite
 from mock_mainframe.odbc import sqlite_connection_string
@@ -102,6 +104,18 @@ def _row(name: str, value: float, unit: str, baseline: str, baseline_value: floa
 
 
 def run(repeats: int = REPEATS, accounts_limit: int | None = None) -> list[dict]:
+    """Measured with the collector as the server process runs it (``api.bootstrap.tune_gc``), raw and
+    adapter alike; restored afterwards."""
+    threshold = gc.get_threshold()
+    tune_gc(Settings().server.gc_threshold)
+    try:
+        return _run(repeats, accounts_limit)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def _run(repeats: int, accounts_limit: int | None) -> list[dict]:
     cs = sqlite_connection_string(ledger_path())
     registry = MappingRegistry.load()
     conn = pyodbc.connect(cs, autocommit=True, timeout=10)
