@@ -42,6 +42,8 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import psutil
+
 from adapters.sftp import SftpBatchDropbox, SftpSettings
 from api.batch import PullDirs, TxnhistIngestor, open_store, pull
 from benchmarks.bench_sftp import sftp_face_process
@@ -105,18 +107,6 @@ def _pull_once(settings: SftpSettings, registry: MappingRegistry, work: Path,
     return elapsed, reports[0].seconds
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def _private_mb(pid: int) -> float:
     """A process's private (unshared) resident memory in MB: what it adds to the pages it shares with us."""
     total = 0
@@ -143,7 +133,7 @@ class _ChildMemory:
     def _run(self) -> None:
         me = os.getpid()
         while not self._stop.wait(0.02):
-            self.peak_mb = max(self.peak_mb, sum(_private_mb(pid) for pid in _children(me)))
+            self.peak_mb = max(self.peak_mb, sum(_private_mb(c.pid) for c in psutil.Process(me).children()))
 
     def __enter__(self) -> _ChildMemory:
         self._thread.start()

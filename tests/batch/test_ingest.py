@@ -20,6 +20,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import psutil
 import pytest
 from typer.testing import CliRunner
 
@@ -347,15 +348,7 @@ def cli_pull_args(face: SftpFace, store: Path, work: Path) -> list[str]:
 
 
 def children_of(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
+    return [child.pid for child in psutil.Process(pid).children()]
 
 
 def running(pid: int) -> bool:
