@@ -38,7 +38,7 @@ __all__ = ["BALANCE_PATH", "FastBalanceRoute"]
 
 BALANCE_PATH = "/v1/accounts/{account_id}/balance"
 _PATH = re.compile(r"/v1/accounts/([^/]+)/balance")
-_ID = re.compile(ID_PATTERN)
+_ID = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))  # fullmatch: "$" would let a final "\n" in
 _NEEDED = frozenset({ACCOUNTS_READ})
 
 
@@ -65,7 +65,7 @@ class FastBalanceRoute:
     def _ordinary_caller(self, scope: Scope, account_id: str) -> Caller | None:
         """The caller when the request is an ordinary one (see the module docstring), else None.
         No side effects: a None sends the request on to FastAPI as if this layer were not there."""
-        if not _ID.match(account_id) or b"access_token" in scope.get("query_string", b""):
+        if not _ID.fullmatch(account_id) or b"access_token" in scope.get("query_string", b""):
             return None
         authorization: bytes | None = None
         for name, value in scope["headers"]:

@@ -101,7 +101,7 @@ def test_errors_after_the_fast_route_took_the_request_are_fastapis_problems(pair
 
 @pytest.mark.parametrize("case", ["no token", "not a bearer", "expired", "wrong scope", "admin without on-behalf",
                                   "admin on behalf", "on behalf of another", "on behalf of itself", "bad id",
-                                  "token in query", "HEAD", "POST"])
+                                  "id with a newline", "token in query", "HEAD", "POST"])
 def test_everything_else_goes_to_fastapi(pair, tokens, case):
     good = tokens.make()
     pair.get(BALANCE, {"Authorization": f"Bearer {good}"})  # cached: the fast route would take it
@@ -129,6 +129,8 @@ def test_everything_else_goes_to_fastapi(pair, tokens, case):
         headers["X-On-Behalf-Of"] = OWNER
     elif case == "bad id":
         url = "/v1/accounts/bad!id/balance"
+    elif case == "id with a newline":
+        url = f"/v1/accounts/{ACCT_MAIN}%0A/balance"
     elif case == "token in query":
         url = f"{BALANCE}?access_token={good}"
     else:
@@ -138,7 +140,8 @@ def test_everything_else_goes_to_fastapi(pair, tokens, case):
     assert pair.served == before, f"{case}: the fast route took a request that is FastAPI's"
     expected = {"no token": 401, "not a bearer": 401, "expired": 401, "wrong scope": 403,
                 "admin without on-behalf": 400, "admin on behalf": 200, "on behalf of another": 403,
-                "on behalf of itself": 200, "bad id": 422, "token in query": 401, "HEAD": 405, "POST": 405}[case]
+                "on behalf of itself": 200, "bad id": 422, "id with a newline": 422, "token in query": 401,
+                "HEAD": 405, "POST": 405}[case]
     assert response.status_code == expected, response.text
 
 
