@@ -93,6 +93,10 @@ def curl_commands(base: str, token: str, account: str) -> list[str]:
     ]
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -102,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=Path("var/mock"))
     p.add_argument("mock_args", nargs="*", help="passed to python -m mock_mainframe (after --)")
     args = p.parse_args(argv)
+    # SIGTERM (a service manager, `timeout`, `kill`) must stop the mock too: uvicorn hands the signal back
+    # once it has shut down, and Python's default action would end the process before `finally` runs
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     proc, ep = start_mock(args.data_dir, args.mock_args)
     try:
         settings = demo_settings(ep, args.host, args.port, store_path=args.data_dir.parent / "corebridge-store.db")
