@@ -116,3 +116,34 @@ class LoopbackHttpServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class CannedCore:
+    """A loopback HTTP server answering every POST with ``reply(body) -> (status, content type, bytes)``."""
+
+    def __init__(self) -> None:
+        canned = self
+        self.reply = lambda body: (200, "text/xml; charset=utf-8", b"")
+        self.posts: list[bytes] = []
+
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                canned.posts.append(body)
+                status, ctype, data = canned.reply(body)
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = LoopbackHttpServer(Handler)
+        self.url = f"{self.server.base}/corebank/v1"
+
+    def close(self) -> None:
+        self.server.close()

@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -93,14 +94,19 @@ def test_a_killed_child_raises_child_died():
             pass
 
 
+def _txnhist_file(directory: Path, n: int, name: str | None = None) -> tuple[Path, str]:
+    """A TXNHIST file of ``n`` synthetic details for DAY, and its SHA-256."""
+    data = build_txnhist(synthetic_rows(n, to_cyymmdd(DAY)), DAY)
+    path = directory / (name or txnhist_name(DAY))
+    path.write_bytes(data)
+    return path, hashlib.sha256(data).hexdigest()
+
+
 def test_a_decoder_that_dies_mid_file_fails_the_file_cleanly(tmp_path, registry, monkeypatch):
     monkeypatch.setattr("api.batch.ingest.PROCESS_MIN_BYTES", 0)
     monkeypatch.setattr("api.batch.ingest.BATCH_ROWS", 500)
     n = 20_000
-    path = tmp_path / txnhist_name(DAY)
-    data = build_txnhist(synthetic_rows(n, to_cyymmdd(DAY)), DAY)
-    path.write_bytes(data)
-    sha = hashlib.sha256(data).hexdigest()
+    path, sha = _txnhist_file(tmp_path, n)
     killed: list[int] = []
 
     def kill_decoder(records: int, position: int) -> None:
@@ -131,11 +137,8 @@ def test_a_file_replaced_under_its_path_mid_ingest_is_still_read_whole(tmp_path,
     monkeypatch.setattr("api.batch.ingest.BATCH_ROWS", 100)
     monkeypatch.setattr("api.batch.ingest.SEGMENT_RECORDS", 100)
     n = 3000
-    path = tmp_path / txnhist_name(DAY)
-    data = build_txnhist(synthetic_rows(n, to_cyymmdd(DAY)), DAY)
-    path.write_bytes(data)
-    other = tmp_path / "other"
-    other.write_bytes(build_txnhist(synthetic_rows(10, to_cyymmdd(DAY)), DAY))
+    path, sha = _txnhist_file(tmp_path, n)
+    other, _ = _txnhist_file(tmp_path, 10, "other")
 
     def replace(records: int, position: int) -> None:
         if other.exists():
@@ -143,6 +146,6 @@ def test_a_file_replaced_under_its_path_mid_ingest_is_still_read_whole(tmp_path,
 
     with open_store(tmp_path / "batch.db") as store:
         ing = TxnhistIngestor(store, registry, quarantine_dir=tmp_path / "q", on_batch=replace)
-        report = ing.ingest(path, hashlib.sha256(data).hexdigest())
+        report = ing.ingest(path, sha)
         assert report.status == "loaded", report.reason
         assert report.loaded == n == store.transaction_count()

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import pytest
 
+from adapters.soap import SoapCore, SoapSettings
 from mock_mainframe.config import MockConfig
 from mock_mainframe.runtime import MockMainframe
+from tests.support import CannedCore
 
 ENV = "COREBRIDGE_CONTRACT_"
 
@@ -96,3 +98,13 @@ def mock_only(mock):
     mock.faults.clear()
     yield mock
     mock.faults.clear()
+
+
+@pytest.fixture
+def canned(registry):
+    """A canned SOAP peer (tests.support.CannedCore) and an adapter pointed at it."""
+    server = CannedCore()
+    adapter = SoapCore(SoapSettings(endpoint=server.url, username="U", password="P", read_timeout=2), registry)
+    yield server, adapter
+    adapter.close()
+    server.close()

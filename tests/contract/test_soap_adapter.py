@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import http.server
 import logging
 import re
 import socket
@@ -40,7 +39,6 @@ from canonical import Money, Transfer, TransferStatus
 from mappings.engine import MappingRegistry
 from mock_mainframe.faults import FaultRule
 from mock_mainframe.soap.envelope import reply as soap_reply
-from tests.support import LoopbackHttpServer
 
 pytestmark = pytest.mark.contract
 
@@ -100,44 +98,6 @@ def elapsed(fn) -> tuple[float, BaseException | None]:
     except Exception as exc:  # noqa: BLE001 - handed back to the test
         return time.perf_counter() - t0, exc
     return time.perf_counter() - t0, None
-
-
-class CannedCore:
-    """A loopback HTTP server answering every POST with ``reply(body) -> (status, content type, bytes)``."""
-
-    def __init__(self) -> None:
-        canned = self
-        self.reply = lambda body: (200, "text/xml; charset=utf-8", b"")
-        self.posts: list[bytes] = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                canned.posts.append(body)
-                status, ctype, data = canned.reply(body)
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = LoopbackHttpServer(Handler)
-        self.url = f"{self.server.base}/corebank/v1"
-
-    def close(self) -> None:
-        self.server.close()
-
-
-@pytest.fixture
-def canned(registry):
-    server = CannedCore()
-    adapter = SoapCore(SoapSettings(endpoint=server.url, username="U", password="P", read_timeout=2), registry)
-    yield server, adapter
-    adapter.close()
-    server.close()
 
 
 def balance_reply(*, rc: str = "0000", reason: str = "    ", currency: str = "EUR", rid: str | None = None,

@@ -31,7 +31,8 @@ from adapters.soap_transport import CallScope
 from canonical import Money
 from mappings.engine import MappingRegistry
 from mock_mainframe.faults import FaultRule
-from tests.contract.test_soap_adapter import CannedCore, balance_reply, settings_for
+from tests.contract.test_soap_adapter import balance_reply, settings_for
+from tests.support import CannedCore
 
 pytestmark = pytest.mark.contract
 
@@ -75,15 +76,6 @@ def soap(core, registry):
 @pytest.fixture(scope="module")
 def account(soap, core) -> str:
     return next(a.id for a in soap.accounts_of(core.customer_id) if a.status == "open")
-
-
-@pytest.fixture
-def canned(registry):
-    server = CannedCore()
-    adapter = SoapCore(SoapSettings(endpoint=server.url, username="U", password="P", read_timeout=2), registry)
-    yield server, adapter
-    adapter.close()
-    server.close()
 
 
 # -- zeep is the reference ----------------------------------------------------------------------------------
