@@ -78,12 +78,9 @@ class FastBalanceRoute:
             return None
         scheme, _, token = authorization.decode("latin-1").partition(" ")
         token = token.strip()
-        if not token or scheme.lower() != "bearer":
+        if not token or scheme.lower() != "bearer":  # as FastAPI's HTTPBearer reads the header
             return None
-        principal = self.auth.verifier.cached(token)
-        if principal is None or principal.is_admin or not _NEEDED <= principal.scopes:
-            return None
-        return Caller(principal=principal, customer_id=principal.subject)
+        return self.auth.cached_caller(token, _NEEDED)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, caller: Caller, account_id: str) -> None:
         scope["route"] = self._route
