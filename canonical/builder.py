@@ -55,6 +55,10 @@ _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 _SIMPLE_PATTERN = re.compile(r"\^?(?:(?:\[[A-Za-z0-9_\-]+\]|[A-Za-z0-9_\-])(?:[*+?]|\{\d+(?:,\d*)?\})?)*\$?")
 
 
+# check kinds of a C row program (mappings/engine/_rowprog.c, enum CK_*)
+NATIVE_STR, NATIVE_NULLABLE, NATIVE_TYPE, NATIVE_AWARE, NATIVE_ENUM, NATIVE_ALL, NATIVE_ISINSTANCE = range(1, 8)
+
+
 class _Unsupported(Exception):
     pass
 
@@ -166,6 +170,43 @@ class _Gen:
                     f"({v} if type({v}) is {self.const(cls)} else {self.const(values)}[{v}])")
         raise _Unsupported(kind)
 
+    def native(self, schema: dict) -> tuple:
+        """:meth:`check` as a check of a C row program (``mappings/engine/_rowprog.c``): nested tuples
+        ``(kind, args...)``, the same conditions, the enum conversion included."""
+        kind = schema["type"]
+        if kind == "definition-ref":
+            return self.native(self.defs[schema["schema_ref"]])
+        if kind == "str":
+            lo, hi = schema.get("min_length"), schema.get("max_length")
+            pattern = schema.get("pattern")
+            if pattern is None:
+                return (NATIVE_STR, lo, hi, None, None)
+            match = re.compile(pattern).fullmatch
+            low, high = lo if lo is not None else 0, hi if hi is not None else float("inf")
+            passed: set[str] = set()
+            return (NATIVE_STR, None, None, passed,
+                    _remembering(lambda s: low <= len(s) <= high and match(s) is not None, passed))
+        if kind == "nullable":
+            return (NATIVE_NULLABLE, self.native(schema["schema"]))
+        if kind == "date":
+            return (NATIVE_TYPE, dt.date)
+        if kind == "datetime":
+            if schema.get("tz_constraint") == "aware":
+                return (NATIVE_AWARE, dt.UTC)
+            return (NATIVE_TYPE, dt.datetime)
+        if kind == "function-before":
+            target = PASSTHROUGH[schema["function"]["function"]]
+            inner = self.native(schema["schema"])
+            exact = {"date": dt.date, "datetime": dt.datetime}.get(schema["schema"]["type"])
+            if exact is not None and issubclass(exact, target):
+                return inner
+            return (NATIVE_ALL, inner, (NATIVE_ISINSTANCE, target))
+        if kind == "model":
+            return (NATIVE_TYPE, schema["cls"])
+        if kind == "enum":
+            return (NATIVE_ENUM, schema["cls"], {m.value: m for m in schema["members"] if type(m.value) is str})
+        raise _Unsupported(kind)
+
     def plan(self, model: type[BaseModel]) -> ModelPlan:
         core = model.__pydantic_core_schema__
         if core["type"] == "definitions":
@@ -231,6 +272,10 @@ class ModelPlan:
 
     def check(self, name: str, var: str) -> tuple[str, str | None]:
         return self._gen.check(self.fields[name][0], var)
+
+    def native_check(self, name: str) -> tuple:
+        """The check of field *name* for a C row program (see ``_Gen.native``)."""
+        return self._gen.native(self.fields[name][0])
 
     def always_passes(self, name: str, *, types: frozenset[type] | None = None, aware: bool = False,
                       values: tuple | None = None) -> bool:

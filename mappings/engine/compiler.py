@@ -41,6 +41,7 @@ from .contracts import ContractError, FieldInfo, RecordContract
 from .errors import Diagnostic, MappedRecordError, MappingApplyError, MappingError
 from .fastpath import NoFastPath, ReadGen
 from .fastpath import put_nested as _put_nested
+from .native import compile_rows
 from .paths import PathSyntaxError, SourcePath, parse_canonical_path, parse_source_path
 from .schema import UNSET, MappingSpec, Pos, Rule, TransformCall, load_spec
 from .transforms import REGISTRY, ParamError, TransformError, validate_params
@@ -507,22 +508,29 @@ class CompiledMapping:
 
         return one
 
-    def row_reader(self, columns: Iterable[str]) -> Callable[[Iterable[Any]], list[Any]]:
+    def row_reader(self, columns: Iterable[str], *, native: bool = True) -> Callable[[Iterable[Any]], list[Any]]:
         """``rows -> [read(dict(zip(columns, row))) for row in rows]`` for rows given as sequences
         (DB-API / pyodbc rows), without building the dicts.
 
         The rules are generated once per column list (``fastpath`` mode "row"); a row that function
         gives up on is read as its dict, so the result or the MappingApplyError is exactly
         :meth:`read`'s.  Mappings with context records, nested or indexed paths read every row as
-        a dict.
+        a dict.  With *native* (and the C extension built) the rows go through a row program
+        (:mod:`mappings.engine.native`) first, which builds the same objects or hands a row on to
+        the generated function.
         """
         cols = tuple(columns)
-        reader = self._row_readers.get(cols)
+        key = (cols, bool(native))
+        reader = self._row_readers.get(key)
         if reader is None:
-            reader = self._row_readers[cols] = self._make_row_reader(cols)
+            reader = self._row_readers[key] = self._make_row_reader(cols, native)
         return reader
 
-    def _make_row_reader(self, cols: tuple[str, ...]) -> Callable[[Iterable[Any]], list[Any]]:
+    def row_program(self, columns: Iterable[str]) -> Any | None:
+        """The C row program :meth:`row_reader` runs for these columns, or None (see ``native``)."""
+        return getattr(self.row_reader(columns), "program", None)
+
+    def _make_row_reader(self, cols: tuple[str, ...], native: bool) -> Callable[[Iterable[Any]], list[Any]]:
         one = self._reader(None)
         fast = None
         if not self.spec.source.context:
@@ -534,19 +542,31 @@ class CompiledMapping:
         if fast is None:
             return lambda rows: [one(dict(zip(cols, row))) for row in rows]  # noqa: B905
 
+        def read_row(row: Any) -> Any:
+            try:
+                return fast(row)
+            except Exception:  # noqa: BLE001 - the closures give the answer or the precise error
+                return one(dict(zip(cols, row)))  # noqa: B905
+
+        program = compile_rows(self._read_plan.specs, self._plan, cols) if native else None
+        if program is not None:
+            run = program.run
+
+            def read_native(rows: Iterable[Any]) -> list[Any]:
+                return run(rows if isinstance(rows, list | tuple) else list(rows), read_row)
+
+            read_native.program = program  # type: ignore[attr-defined]
+            read_native.fast = fast  # type: ignore[attr-defined]
+            read_native.source = fast.source  # type: ignore[attr-defined]
+            return read_native
+
         def read_rows(rows: Iterable[Any]) -> list[Any]:
             rows = rows if isinstance(rows, list | tuple) else list(rows)
             try:
                 return list(map(fast, rows))  # every row on the fast path: the common case
             except Exception:  # noqa: BLE001,S110 - row by row below: the slow path answers
                 pass
-            out = []
-            for row in rows:
-                try:
-                    out.append(fast(row))
-                except Exception:  # noqa: BLE001 - the closures give the answer or the precise error
-                    out.append(one(dict(zip(cols, row))))  # noqa: B905
-            return out
+            return [read_row(row) for row in rows]
 
         read_rows.fast = fast  # type: ignore[attr-defined] - the generated function (tests, tooling)
         read_rows.source = fast.source  # type: ignore[attr-defined]

@@ -21,6 +21,10 @@ compiler pastes into the mapping's generated read function: ``{v}`` is the value
 ``{F}`` the closure itself, ``{f0}``... the values of the legacy ``fields`` it reads (paths), and
 other ``{name}`` the given constants.  The expression must evaluate to exactly what the closure
 returns, or raise (the engine then runs the closures, which give the answer or the error).
+
+Native rows: a forward closure may also carry ``fn.native = (op, params, fields)``, the same inline
+form as an op of a C row program (:mod:`mappings.engine.native`): ``fields`` as above, ``params``
+the op's constants.  Where the inline form would call the closure, the op gives the row up.
 """
 
 from __future__ import annotations
@@ -101,6 +105,12 @@ def _inline(fn: Fn, template: str | None = None, fields: tuple[str, ...] = (), *
     return fn
 
 
+def _native(fn: Fn, op: str, *params: Any, fields: tuple[str, ...] = ()) -> Fn:
+    """Give *fn* its row-program op (see the module docstring); returns *fn*."""
+    fn.native = (op, params, fields)  # type: ignore[attr-defined]
+    return fn
+
+
 def _returns(fn: Fn, *, types: frozenset[type] | None = None, values: tuple | None = None,
              aware: bool = False) -> Fn:
     """Declare what *fn* returns whenever it returns: values of exactly these *types* (aware
@@ -117,6 +127,7 @@ _STR_OR_NONE = frozenset({str, type(None)})
 def _trim_forward(p: dict, ctx: Any) -> Fn:
     fn = _returns(_trim_closure(p["side"]), types=_STR_OR_NONE)
     method = {"right": "rstrip", "left": "lstrip"}.get(p["side"], "strip")
+    _native(fn, "strip", {"rstrip": "right", "lstrip": "left"}.get(method, "both"))
     return _inline(fn, f"({{v}}.{method}() if type({{v}}) is str else {{F}}({{v}}, None, None))")
 
 
@@ -218,6 +229,7 @@ def _null_if_forward(p: dict, ctx: Any) -> Fn:
 
     # unhashable values raise TypeError inline: the closure then answers
     fn.passes_through = True  # type: ignore[attr-defined] - returns its input or None
+    _native(fn, "nullif", nulls)
     return _inline(fn, "(None if {v} in {nulls} else {v})", nulls=nulls)
 
 
@@ -376,6 +388,7 @@ def _decimal_forward(p: dict, ctx: Any) -> Fn:
 
     if p["scale"] is None:
         return _inline(fn)
+    _native(fn, "decimal", Decimal, Decimal(1).scaleb(-p["scale"]))
     # text (the SQLite ODBC driver's DECIMAL): Decimal() strips blanks as _exact_decimal does; what it
     # refuses raises, quantize raises for infinities and sNaN, and NaN or an inexact value fails the
     # comparison: the closure then answers (or reports)
@@ -488,6 +501,7 @@ def _integer_forward(p: dict, ctx: Any) -> Fn:
     if as_text:
         return _inline(fn, "(str({v}) if type({v}) is int else {v} if type({v}) is str and {v}.isdigit() and "
                            "{v}.isascii() and ({v}[0] != '0' or len({v}) == 1) else {F}({v}, None, None))")
+    _native(fn, "intdigits")
     return _inline(fn, "({v} if type({v}) is int else int({v}) if type({v}) is str and {v}.isdigit() and "
                        "{v}.isascii() else {F}({v}, None, None))")
 
@@ -659,6 +673,7 @@ def _date_forward(p: dict, ctx: Any) -> Fn:
         return parse(v)
 
     # the parser caches by input value (never None): a cache hit is the parsed date
+    _native(fn, "lookup", parse.cache)
     return _inline(fn, "(_t if (_t := {cache}.get({v}, {miss})) is not {miss} else {F}({v}, None, None))",
                    cache=parse.cache, miss=_MISS)
 
@@ -849,6 +864,8 @@ def _datetime_forward(p: dict, ctx: Any) -> Fn:
         return new(d.year, d.month, d.day, t[0], t[1], t[2], 0, tz)
 
     fast_hms = p["time"] == "HHMMSS"
+    if fast_hms:
+        _native(fn, "datetime", dates, tz, fields=(p["time_field"],))
     # new(..., 0, tz): an aware datetime (UTC or a ZoneInfo, both always give an offset), or None
     return _returns(_inline(fn, "{of}({v}, {f0})", (p["time_field"],), of=of_values),
                     types=frozenset({dt.datetime, type(None)}), aware=True)
@@ -951,6 +968,7 @@ def _code_forward(p: dict, ctx: Any) -> Fn:
     fn = _returns(fn, values=(*table.values(), *((other,) if has_other else ()), None))
     if None in table:  # fn(None) is None, a table hit would not be
         return _inline(fn)
+    _native(fn, "lookup", table)
     return _inline(fn, "(_t if (_t := {table}.get({v}, {miss})) is not {miss} else {F}({v}, None, None))",
                    table=table, miss=_MISS)
 
@@ -1034,6 +1052,8 @@ def _sign_forward(p: dict, ctx: Any) -> Fn:
             return None
         raise TransformError("sign_from: not the fast path's case")  # the closure gives the error
 
+    if exact:  # a miss after the exact test is the closures' case (strip, or the error)
+        _native(fn, "sign", negative, positive, fields=(p["field"],))
     return _inline(fn, "{of}({v}, {f0})", (p["field"],), of=of_values)
 
 
@@ -1094,6 +1114,7 @@ def _money_forward(p: dict, ctx: Any) -> Fn:
             except InvalidMoney as exc:
                 raise TransformError(f"money: {exc}") from None
 
+        _native(fn_key, "money", of, None, fields=(p["currency"],))
         return _returns(_inline(fn_key, "(None if {v} is None else {of}({v}, {f0}.strip() if type({f0}) is str "
                                 "else {f0}))", (p["currency"],), of=of), types=_MONEY_OR_NONE)
 
@@ -1113,6 +1134,7 @@ def _money_forward(p: dict, ctx: Any) -> Fn:
 
     fn = _returns(fn, types=_MONEY_OR_NONE)
     if get is None:
+        _native(fn, "money", of, fixed)
         return _inline(fn, "(None if {v} is None else {of}({v}, {cur}))", of=of, cur=fixed)
     return _inline(fn, "(None if {v} is None else {of}({v}, {f0}.strip() if type({f0}) is str else {f0}))",
                    (p["currency"],), of=of)

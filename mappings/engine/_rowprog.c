@@ -1,0 +1,1075 @@
+/* Row programs: a mapping's read rules for database rows, run in C.
+ *
+ * Why C: reading an ODBC history row into a canonical Transaction (two Money, a datetime, two
+ * Decimals) costs more in the interpreter than pyodbc's fetch of the row, however the Python is
+ * arranged (mappings/engine/fastpath.py generates the best Python we found); the adapter's
+ * throughput goal needs it well below that.  No library builds pydantic instances from database
+ * rows, so this module is ours.  It is optional: without it (no compiler at install time,
+ * COREBRIDGE_NATIVE_ROWS=0) the generated Python runs, with the same results.
+ *
+ * The contract is the generated Python's (see mappings/engine/native.py, which compiles a
+ * mapping into a program): a program either builds exactly the object the generated function
+ * builds for a row, or gives up on the row, and the caller reads that row with the generated
+ * function, which answers or reports the precise error.  Every op below mirrors one inline form
+ * of mappings/engine/transforms.py; wherever that form would call its closure, the op gives up.
+ *
+ * A program is a tuple of ops, each a tuple (opcode, dst, args...); registers hold references
+ * and are cleared after every row.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <datetime.h>
+#include <structmember.h>
+
+enum {
+    OP_LOAD = 0,      /* dst, column index */
+    OP_CONST = 1,     /* dst, value */
+    OP_STRIP = 2,     /* dst, src, side (0 both, 1 right, 2 left): exact str -> s.strip(); None -> None */
+    OP_NULLIF = 3,    /* dst, src, frozenset: None if src in set else src */
+    OP_INTDIGITS = 4, /* dst, src: exact int kept; exact ASCII-digit str -> int; None -> None */
+    OP_CONCAT = 5,    /* dst, sep, (srcs): exact str / int parts joined */
+    OP_LOOKUP = 6,    /* dst, src, dict: hit -> value; None -> None */
+    OP_DATETIME = 7,  /* dst, src, time src, date cache, tz: CYYMMDD via cache + HHMMSS */
+    OP_DECIMAL = 8,   /* dst, src, Decimal type, quantum: exact str -> exact Decimal */
+    OP_SIGN = 9,      /* dst, src, indicator src, negative set, positive set */
+    OP_MONEY = 10,    /* dst, src, currency src (-1: fixed), fixed, of, quantum_of, max digits, Money, keys,
+                         minor units {currency: places} */
+    OP_REQUIRE = 11,  /* src: None gives up */
+    OP_DEFAULT = 12,  /* src, default: None -> default */
+    OP_CHECK = 13,    /* src, check, optional bit (0: always set) */
+    OP_BUILD = 14,    /* dst, model, keys, (srcs), fields-set table, (after validators) */
+};
+
+enum {
+    CK_STR = 1,        /* lo, hi, passed set or None, test or None */
+    CK_NULLABLE = 2,   /* inner */
+    CK_TYPE = 3,       /* exact type */
+    CK_AWARE = 4,      /* utc: exact datetime with an offset */
+    CK_ENUM = 5,       /* cls, values dict: member kept, member value converted */
+    CK_ALL = 6,        /* check, check */
+    CK_ISINSTANCE = 7, /* cls */
+};
+
+typedef struct {
+    int code;
+    int dst;
+    long a, b;    /* the op's register (or index / side) arguments, decoded once */
+    PyObject *op; /* the op tuple (borrowed from the program tuple) */
+} Op;
+
+/* What a register's Decimal is known to be, when an op made it from canonical text
+ * ("-?digits(.digits)?" with `scale` decimals): then quantizing it to its own scale is itself. */
+typedef struct {
+    char known;
+    char nonzero;
+    int scale;
+    int int_digits; /* significant digits before the point */
+} Meta;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *ops;    /* tuple of op tuples */
+    PyObject *result; /* register index of the result */
+    Op *code;
+    Py_ssize_t n;
+    Py_ssize_t nregs;
+    Py_ssize_t result_reg;
+    Py_ssize_t given_up; /* rows handed to the fallback (for tests and the benchmark) */
+    Meta *meta;
+    Py_ssize_t prec;     /* the decimal context's precision, read once per run() */
+} Program;
+
+/* module state (single phase init: one interpreter) */
+static PyObject *s_strip;         /* "strip" */
+static PyObject *s_quantize;      /* "quantize" */
+static PyObject *s_is_finite;     /* "is_finite" */
+static PyObject *s_adjusted;      /* "adjusted" */
+static PyObject *s_utcoffset;     /* "utcoffset" */
+static PyObject *s_decimal_type;  /* decimal.Decimal */
+static PyObject *s_getcontext;    /* decimal.getcontext */
+static PyObject *s_zero;          /* int 0 */
+
+#define ARG(o, i) PyTuple_GET_ITEM((o), (i))
+
+static long
+arg_long(PyObject *op, Py_ssize_t i)
+{
+    return PyLong_AsLong(ARG(op, i));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Instances are filled as pydantic-core fills them (canonical/builder.py): __dict__, then the
+ * fields set, no extra, no private.  The slots are pydantic's own member descriptors. */
+typedef struct {
+    int ready;
+    PyObject *base; /* pydantic.BaseModel: every class a program builds derives from it */
+    Py_ssize_t fields_set, extra, private; /* offsets of pydantic's object slots */
+} Slots;
+
+static Slots slots;
+
+/* The instance as object.__new__ + the four slot setters make it (canonical/builder.py), with
+ * the slots written at the offsets their member descriptors name (checked in set_slots). */
+static PyObject *
+new_instance(PyObject *cls, PyObject *dict, PyObject *fields_set)
+{
+    PyTypeObject *tp = (PyTypeObject *)cls;
+    PyObject *o = tp->tp_alloc(tp, 0);
+    if (o == NULL)
+        return NULL;
+    if (PyObject_GenericSetDict(o, dict, NULL) < 0) {
+        Py_DECREF(o);
+        return NULL;
+    }
+    char *base = (char *)o;
+    Py_XSETREF(*(PyObject **)(base + slots.fields_set), Py_NewRef(fields_set));
+    Py_XSETREF(*(PyObject **)(base + slots.extra), Py_NewRef(Py_None));
+    Py_XSETREF(*(PyObject **)(base + slots.private), Py_NewRef(Py_None));
+    return o;
+}
+
+static PyObject *
+strip_text(PyObject *s, long side)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s), i = 0, j = n;
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    if (side != 1)
+        while (i < j && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i)))
+            i++;
+    if (side != 2)
+        while (j > i && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, j - 1)))
+            j--;
+    if (i == 0 && j == n)
+        return Py_NewRef(s);
+    return PyUnicode_Substring(s, i, j);
+}
+
+/* s is "-?[0-9]+(.[0-9]{scale})?" exactly (no point when scale is 0), at most prec digits:
+ * fill *m and return 1; else 0. */
+static int
+canonical_decimal(PyObject *s, int scale, Py_ssize_t prec, Meta *m)
+{
+    if (!PyUnicode_IS_ASCII(s))
+        return 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s), i = 0;
+    const Py_UCS1 *p = PyUnicode_1BYTE_DATA(s);
+    if (i < n && p[i] == '-')
+        i++;
+    Py_ssize_t start = i, lead = -1;
+    int nonzero = 0;
+    while (i < n && p[i] >= '0' && p[i] <= '9') {
+        if (p[i] != '0' && lead < 0)
+            lead = i;
+        i++;
+    }
+    Py_ssize_t int_len = i - start;
+    if (int_len == 0)
+        return 0;
+    nonzero = lead >= 0;
+    int int_digits = lead >= 0 ? (int)(i - lead) : 0;
+    if (scale > 0) {
+        if (i >= n || p[i] != '.')
+            return 0;
+        i++;
+        Py_ssize_t f = i;
+        while (i < n && p[i] >= '0' && p[i] <= '9') {
+            if (p[i] != '0')
+                nonzero = 1;
+            i++;
+        }
+        if (i - f != scale)
+            return 0;
+    }
+    if (i != n || int_len + scale > prec)
+        return 0;
+    m->known = 1;
+    m->nonzero = (char)nonzero;
+    m->scale = scale;
+    m->int_digits = int_digits;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Every op: 1 = done, 0 = give up on the row (no exception set), -1 = error (exception set:
+ * also a give-up, the exception is cleared by the caller). */
+
+static int
+is_ascii_digits(PyObject *s)
+{
+    if (!PyUnicode_IS_ASCII(s))
+        return 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    if (n == 0)
+        return 0;
+    const Py_UCS1 *p = PyUnicode_1BYTE_DATA(s);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+    return 1;
+}
+
+static int
+check_value(PyObject *check, PyObject **v)
+{
+    long kind = PyLong_AsLong(ARG(check, 0));
+    PyObject *x = *v;
+    switch (kind) {
+    case CK_STR: {
+        if (!PyUnicode_CheckExact(x))
+            return 0;
+        Py_ssize_t n = PyUnicode_GET_LENGTH(x);
+        PyObject *lo = ARG(check, 1), *hi = ARG(check, 2);
+        if (lo != Py_None && n < PyLong_AsSsize_t(lo))
+            return 0;
+        if (hi != Py_None && n > PyLong_AsSsize_t(hi))
+            return 0;
+        PyObject *passed = ARG(check, 3), *test = ARG(check, 4);
+        if (test == Py_None)
+            return 1;
+        int hit = PySet_Contains(passed, x);
+        if (hit != 0)
+            return hit;
+        PyObject *r = PyObject_CallOneArg(test, x);
+        if (r == NULL)
+            return -1;
+        int ok = PyObject_IsTrue(r);
+        Py_DECREF(r);
+        return ok;
+    }
+    case CK_NULLABLE:
+        if (x == Py_None)
+            return 1;
+        return check_value(ARG(check, 1), v);
+    case CK_TYPE:
+        return (PyObject *)Py_TYPE(x) == ARG(check, 1);
+    case CK_AWARE: {
+        if (!PyDateTime_CheckExact(x))
+            return 0;
+        PyObject *tz = PyDateTime_DATE_GET_TZINFO(x);
+        if (tz == ARG(check, 1))
+            return 1;
+        if (tz == Py_None)
+            return 0;
+        PyObject *off = PyObject_CallMethodNoArgs(x, s_utcoffset);
+        if (off == NULL)
+            return -1;
+        int ok = off != Py_None;
+        Py_DECREF(off);
+        return ok;
+    }
+    case CK_ENUM: {
+        if ((PyObject *)Py_TYPE(x) == ARG(check, 1))
+            return 1;
+        if (!PyUnicode_CheckExact(x))
+            return 0;
+        PyObject *m = PyDict_GetItemWithError(ARG(check, 2), x);
+        if (m == NULL)
+            return PyErr_Occurred() ? -1 : 0;
+        Py_INCREF(m);
+        Py_SETREF(*v, m);
+        return 1;
+    }
+    case CK_ALL: {
+        int r = check_value(ARG(check, 1), v);
+        if (r != 1)
+            return r;
+        return check_value(ARG(check, 2), v);
+    }
+    case CK_ISINSTANCE:
+        return PyObject_IsInstance(x, ARG(check, 1));
+    }
+    PyErr_Format(PyExc_ValueError, "row program: unknown check %ld", kind);
+    return -1;
+}
+
+/* Money.of's fast path (canonical/money.py), else Money.of itself. */
+static int
+op_money(Program *self, Op *c, PyObject **regs, PyObject **out)
+{
+    PyObject *op = c->op;
+    PyObject *amount = regs[c->a];
+    if (amount == Py_None) {
+        *out = Py_NewRef(Py_None);
+        return 1;
+    }
+    PyObject *cur;
+    if (c->b >= 0) {
+        cur = regs[c->b];
+        cur = PyUnicode_CheckExact(cur) ? strip_text(cur, 0) : Py_NewRef(cur);
+        if (cur == NULL)
+            return -1;
+    }
+    else
+        cur = Py_NewRef(ARG(op, 4));
+    PyObject *of = ARG(op, 5), *quantum_of = ARG(op, 6), *money = ARG(op, 8), *keys = ARG(op, 9);
+    long max_digits = arg_long(op, 7);
+    PyObject *quantum = NULL, *q = NULL, *r = NULL;
+    int fast = 0;
+    if (PyUnicode_CheckExact(cur) && (PyObject *)Py_TYPE(amount) == s_decimal_type) {
+        Meta *m = &self->meta[c->a];
+        if (m->known && m->nonzero && m->int_digits <= max_digits) {
+            /* canonical text of `scale` places: quantizing to a quantum of as many places is the
+             * same number (Money.of's quantize, == and adjusted() hold); other places: below */
+            PyObject *units = PyDict_GetItemWithError(ARG(op, 10), cur);
+            if (units == NULL && PyErr_Occurred())
+                goto error;
+            if (units != NULL && PyLong_AsLong(units) == m->scale) {
+                q = Py_NewRef(amount);
+                fast = 1;
+            }
+        }
+        if (!fast) {
+            quantum = PyDict_GetItemWithError(quantum_of, cur);
+            if (quantum == NULL && PyErr_Occurred())
+                goto error;
+        }
+    }
+    if (!fast && quantum != NULL) {
+        r = PyObject_CallMethodNoArgs(amount, s_is_finite);
+        if (r == NULL)
+            goto error;
+        int finite = PyObject_IsTrue(r);
+        Py_CLEAR(r);
+        if (finite) {
+            q = PyObject_CallMethodOneArg(amount, s_quantize, quantum);
+            if (q == NULL)
+                goto error; /* InvalidOperation: Money.of reports it */
+            int same = PyObject_RichCompareBool(q, amount, Py_EQ);
+            if (same < 0)
+                goto error;
+            int nonzero = same ? PyObject_IsTrue(q) : 0;
+            if (nonzero < 0)
+                goto error;
+            if (nonzero) {
+                r = PyObject_CallMethodNoArgs(q, s_adjusted);
+                if (r == NULL)
+                    goto error;
+                long adj = PyLong_AsLong(r);
+                Py_CLEAR(r);
+                if (adj == -1 && PyErr_Occurred())
+                    goto error;
+                fast = adj < max_digits;
+            }
+        }
+    }
+    if (fast) {
+        PyObject *d = _PyDict_NewPresized(2);
+        if (d == NULL)
+            goto error;
+        if (PyDict_SetItem(d, ARG(keys, 0), q) < 0 || PyDict_SetItem(d, ARG(keys, 1), cur) < 0) {
+            Py_DECREF(d);
+            goto error;
+        }
+        PyObject *fs = PySet_New(keys);
+        if (fs == NULL) {
+            Py_DECREF(d);
+            goto error;
+        }
+        *out = new_instance(money, d, fs);
+        Py_DECREF(d);
+        Py_DECREF(fs);
+        Py_DECREF(q);
+        Py_DECREF(cur);
+        return *out == NULL ? -1 : 1;
+    }
+    Py_XDECREF(q);
+    *out = PyObject_CallFunctionObjArgs(of, amount, cur, NULL);
+    Py_DECREF(cur);
+    return *out == NULL ? -1 : 1;
+error:
+    Py_XDECREF(q);
+    Py_DECREF(cur);
+    return -1;
+}
+
+static int
+op_datetime(Op *c, PyObject **regs, PyObject **out)
+{
+    PyObject *op = c->op;
+    PyObject *v = regs[c->a];
+    if (v == Py_None) {
+        *out = Py_NewRef(Py_None);
+        return 1;
+    }
+    PyObject *d = PyDict_GetItemWithError(ARG(op, 4), v);
+    if (d == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (d == Py_None) {
+        *out = Py_NewRef(Py_None);
+        return 1;
+    }
+    if (!PyDate_CheckExact(d))
+        return 0;
+    PyObject *raw = regs[c->b];
+    long t;
+    if (PyUnicode_CheckExact(raw)) {
+        if (PyUnicode_GET_LENGTH(raw) > 6 || !is_ascii_digits(raw))
+            return 0;
+        t = 0;
+        const Py_UCS1 *p = PyUnicode_1BYTE_DATA(raw);
+        for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(raw); i++)
+            t = t * 10 + (p[i] - '0');
+    }
+    else if (PyLong_CheckExact(raw)) {
+        int overflow;
+        t = PyLong_AsLongAndOverflow(raw, &overflow);
+        if (overflow)
+            return 0;
+        if (t == -1 && PyErr_Occurred())
+            return -1;
+    }
+    else
+        return 0;
+    if (t < 0 || t >= 240000)
+        return 0;
+    long hh = t / 10000, mm = (t / 100) % 100, ss = t % 100;
+    if (mm >= 60 || ss >= 60)
+        return 0;
+    *out = PyDateTimeAPI->DateTime_FromDateAndTime(
+        PyDateTime_GET_YEAR(d), PyDateTime_GET_MONTH(d), PyDateTime_GET_DAY(d), (int)hh, (int)mm, (int)ss, 0,
+        ARG(op, 5), PyDateTimeAPI->DateTimeType);
+    return *out == NULL ? -1 : 1;
+}
+
+static int
+op_decimal(Program *self, Op *c, PyObject **regs, PyObject **out)
+{
+    PyObject *op = c->op;
+    PyObject *v = regs[c->a];
+    if (v == Py_None) {
+        *out = Py_NewRef(Py_None);
+        return 1;
+    }
+    PyObject *d;
+    if (PyUnicode_CheckExact(v)) {
+        d = PyObject_CallOneArg(ARG(op, 3), v);
+        if (d == NULL)
+            return -1;
+        /* canonical text with the scale's places: Decimal(text) is its own quantize */
+        if (ARG(op, 3) == s_decimal_type && c->b >= 0 && canonical_decimal(v, (int)c->b, self->prec, &self->meta[c->dst])) {
+            *out = d;
+            return 1;
+        }
+    }
+    else if ((PyObject *)Py_TYPE(v) == s_decimal_type && ARG(op, 3) == s_decimal_type)
+        d = Py_NewRef(v); /* psqlODBC's DECIMAL: the closure quantizes it alike */
+    else
+        return 0;
+    PyObject *q = PyObject_CallMethodOneArg(d, s_quantize, ARG(op, 4));
+    if (q == NULL) {
+        Py_DECREF(d);
+        return -1;
+    }
+    int same = PyObject_RichCompareBool(q, d, Py_EQ);
+    Py_DECREF(d);
+    if (same != 1) {
+        Py_DECREF(q);
+        return same;
+    }
+    *out = q;
+    return 1;
+}
+
+static int
+op_sign(Program *self, Op *c, PyObject **regs, PyObject **out)
+{
+    PyObject *op = c->op;
+    PyObject *v = regs[c->a];
+    PyObject *ind = regs[c->b];
+    if ((PyObject *)Py_TYPE(v) == s_decimal_type && PyUnicode_CheckExact(ind)) {
+        int neg = PyObject_RichCompareBool(v, s_zero, Py_LT);
+        if (neg != 0)
+            return neg < 0 ? -1 : 0;
+        int hit = PySet_Contains(ARG(op, 4), ind);
+        if (hit < 0)
+            return -1;
+        if (hit)
+            *out = PyNumber_Negative(v);
+        else {
+            hit = PySet_Contains(ARG(op, 5), ind);
+            if (hit < 0)
+                return -1;
+            if (!hit)
+                return 0;
+            *out = Py_NewRef(v);
+        }
+        if (*out == NULL)
+            return -1;
+        self->meta[c->dst] = self->meta[c->a]; /* negation keeps places and digits */
+        return 1;
+    }
+    if (v == Py_None) {
+        *out = Py_NewRef(Py_None);
+        return 1;
+    }
+    return 0;
+}
+
+static int
+op_build(PyObject *op, PyObject **regs, PyObject **out, unsigned long mask)
+{
+    PyObject *model = ARG(op, 2), *keys = ARG(op, 3), *srcs = ARG(op, 4), *table = ARG(op, 5),
+             *after = ARG(op, 6);
+    Py_ssize_t n = PyTuple_GET_SIZE(keys);
+    PyObject *d = _PyDict_NewPresized(n);
+    if (d == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *src = PyTuple_GET_ITEM(srcs, i);
+        long reg = PyLong_AsLong(src);
+        if (PyDict_SetItem(d, PyTuple_GET_ITEM(keys, i), regs[reg]) < 0) {
+            Py_DECREF(d);
+            return -1;
+        }
+    }
+    if ((Py_ssize_t)mask >= PyTuple_GET_SIZE(table)) {
+        Py_DECREF(d);
+        PyErr_SetString(PyExc_ValueError, "row program: fields-set mask out of range");
+        return -1;
+    }
+    PyObject *fs = PySet_New(PyTuple_GET_ITEM(table, mask));
+    if (fs == NULL) {
+        Py_DECREF(d);
+        return -1;
+    }
+    PyObject *o = new_instance(model, d, fs);
+    Py_DECREF(d);
+    Py_DECREF(fs);
+    if (o == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(after); i++) {
+        PyObject *r = PyObject_CallOneArg(PyTuple_GET_ITEM(after, i), o);
+        Py_DECREF(o);
+        if (r == NULL)
+            return -1;
+        o = r;
+    }
+    *out = o;
+    return 1;
+}
+
+/* One row: 1 and *result, or 0 (give up; no exception pending), or -1 (MemoryError). */
+static int
+run_row(Program *self, PyObject *row, PyObject **regs, PyObject **result)
+{
+    int status = 1;
+    unsigned long mask = 0;
+    memset(self->meta, 0, sizeof(Meta) * (size_t)self->nregs);
+    for (Py_ssize_t k = 0; k < self->n && status == 1; k++) {
+        Op *c = &self->code[k];
+        PyObject *op = c->op;
+        PyObject *out = NULL;
+        switch (c->code) {
+        case OP_LOAD:
+            out = PySequence_GetItem(row, c->a);
+            status = out == NULL ? -1 : 1;
+            break;
+        case OP_CONST:
+            out = Py_NewRef(ARG(op, 2));
+            break;
+        case OP_STRIP: {
+            PyObject *v = regs[c->a];
+            if (PyUnicode_CheckExact(v)) {
+                out = strip_text(v, c->b);
+                status = out == NULL ? -1 : 1;
+            }
+            else if (v == Py_None)
+                out = Py_NewRef(Py_None);
+            else
+                status = 0;
+            break;
+        }
+        case OP_NULLIF: {
+            PyObject *v = regs[c->a];
+            int hit = PySet_Contains(ARG(op, 3), v);
+            if (hit < 0)
+                status = -1;
+            else
+                out = Py_NewRef(hit ? Py_None : v);
+            break;
+        }
+        case OP_INTDIGITS: {
+            PyObject *v = regs[c->a];
+            if (PyLong_CheckExact(v) || v == Py_None)
+                out = Py_NewRef(v);
+            else if (PyUnicode_CheckExact(v) && is_ascii_digits(v)) {
+                out = PyLong_FromUnicodeObject(v, 10);
+                status = out == NULL ? -1 : 1;
+            }
+            else
+                status = 0;
+            break;
+        }
+        case OP_CONCAT: {
+            PyObject *srcs = ARG(op, 3);
+            Py_ssize_t n = PyTuple_GET_SIZE(srcs);
+            PyObject *parts = PyList_New(n);
+            if (parts == NULL) {
+                status = -1;
+                break;
+            }
+            for (Py_ssize_t i = 0; i < n && status == 1; i++) {
+                PyObject *v = regs[PyLong_AsLong(PyTuple_GET_ITEM(srcs, i))];
+                if (PyUnicode_CheckExact(v))
+                    PyList_SET_ITEM(parts, i, Py_NewRef(v));
+                else if (PyLong_CheckExact(v)) {
+                    PyObject *s = PyObject_Str(v);
+                    if (s == NULL)
+                        status = -1;
+                    else
+                        PyList_SET_ITEM(parts, i, s);
+                }
+                else
+                    status = 0;
+            }
+            if (status == 1) {
+                out = PyUnicode_Join(ARG(op, 2), parts);
+                status = out == NULL ? -1 : 1;
+            }
+            Py_DECREF(parts);
+            break;
+        }
+        case OP_LOOKUP: {
+            PyObject *v = regs[c->a];
+            if (v == Py_None) {
+                out = Py_NewRef(Py_None);
+                break;
+            }
+            PyObject *hit = PyDict_GetItemWithError(ARG(op, 3), v);
+            if (hit == NULL)
+                status = PyErr_Occurred() ? -1 : 0;
+            else
+                out = Py_NewRef(hit);
+            break;
+        }
+        case OP_DATETIME:
+            status = op_datetime(c, regs, &out);
+            break;
+        case OP_DECIMAL:
+            status = op_decimal(self, c, regs, &out);
+            break;
+        case OP_SIGN:
+            status = op_sign(self, c, regs, &out);
+            break;
+        case OP_MONEY:
+            status = op_money(self, c, regs, &out);
+            break;
+        case OP_REQUIRE:
+            if (regs[c->a] == Py_None)
+                status = 0;
+            continue;
+        case OP_DEFAULT:
+            if (regs[c->a] == Py_None)
+                Py_SETREF(regs[c->a], Py_NewRef(ARG(op, 3)));
+            continue;
+        case OP_CHECK: {
+            unsigned long bit = (unsigned long)c->b;
+            if (bit && regs[c->a] == Py_None) {
+                Py_SETREF(regs[c->a], Py_NewRef(ARG(op, 5)));
+                continue;
+            }
+            status = check_value(ARG(op, 3), &regs[c->a]);
+            mask |= bit;
+            continue;
+        }
+        case OP_BUILD:
+            status = op_build(op, regs, &out, mask);
+            break;
+        default:
+            PyErr_Format(PyExc_ValueError, "row program: unknown op %d", c->code);
+            status = -1;
+        }
+        if (status == 1 && out != NULL)
+            Py_XSETREF(regs[c->dst], out);
+        else
+            Py_XDECREF(out);
+    }
+    if (status == 1) {
+        *result = regs[self->result_reg];
+        regs[self->result_reg] = NULL;
+        if (*result == NULL) {
+            PyErr_SetString(PyExc_ValueError, "row program: no result");
+            status = -1;
+        }
+    }
+    for (Py_ssize_t i = 0; i < self->nregs; i++)
+        Py_CLEAR(regs[i]);
+    if (status == -1) {
+        /* a library raised where the generated function would too: it gives the answer */
+        if (PyErr_ExceptionMatches(PyExc_MemoryError))
+            return -1;
+        PyErr_Clear();
+        status = 0;
+    }
+    return status;
+}
+
+/* The decimal context's precision (Decimal(text) and quantize depend on it). */
+static int
+read_prec(Program *self)
+{
+    PyObject *ctx = PyObject_CallNoArgs(s_getcontext);
+    if (ctx == NULL)
+        return -1;
+    PyObject *prec = PyObject_GetAttrString(ctx, "prec");
+    Py_DECREF(ctx);
+    if (prec == NULL)
+        return -1;
+    self->prec = PyLong_AsSsize_t(prec);
+    Py_DECREF(prec);
+    return self->prec == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *
+Program_run(Program *self, PyObject *args)
+{
+    PyObject *rows, *fallback;
+    if (!PyArg_ParseTuple(args, "OO:run", &rows, &fallback))
+        return NULL;
+    PyObject *seq = PySequence_Fast(rows, "rows must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (read_prec(self) < 0) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    PyObject *outlist = PyList_New(n);
+    PyObject **regs = PyMem_Calloc(self->nregs ? self->nregs : 1, sizeof(PyObject *));
+    if (outlist == NULL || regs == NULL) {
+        Py_XDECREF(outlist);
+        PyMem_Free(regs);
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *obj = NULL;
+        int status = run_row(self, row, regs, &obj);
+        if (status < 0)
+            goto fail;
+        if (status == 0) {
+            self->given_up++;
+            obj = PyObject_CallOneArg(fallback, row);
+            if (obj == NULL)
+                goto fail;
+        }
+        PyList_SET_ITEM(outlist, i, obj);
+    }
+    PyMem_Free(regs);
+    Py_DECREF(seq);
+    return outlist;
+fail:
+    PyMem_Free(regs);
+    Py_DECREF(seq);
+    Py_DECREF(outlist);
+    return NULL;
+}
+
+static PyObject *
+Program_one(Program *self, PyObject *row)
+{
+    if (read_prec(self) < 0)
+        return NULL;
+    PyObject **regs = PyMem_Calloc(self->nregs ? self->nregs : 1, sizeof(PyObject *));
+    if (regs == NULL)
+        return PyErr_NoMemory();
+    PyObject *obj = NULL;
+    int status = run_row(self, row, regs, &obj);
+    PyMem_Free(regs);
+    if (status < 0)
+        return NULL;
+    if (status == 0)
+        Py_RETURN_NONE; /* gave up (a model instance is never None) */
+    return obj;
+}
+
+static int
+Program_init(Program *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *ops;
+    Py_ssize_t nregs, result;
+    static char *kwlist[] = {"ops", "nregs", "result", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!nn:Program", kwlist, &PyTuple_Type, &ops, &nregs, &result))
+        return -1;
+    if (!slots.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "row programs: set_slots() has not been called");
+        return -1;
+    }
+    if (self->code != NULL) {
+        PyErr_SetString(PyExc_TypeError, "Program is initialised once");
+        return -1;
+    }
+    if (nregs < 0 || result < 0 || result >= nregs) {
+        PyErr_SetString(PyExc_ValueError, "Program: bad register count or result register");
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(ops);
+    Op *code = PyMem_Calloc(n ? n : 1, sizeof(Op));
+    if (code == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    static const Py_ssize_t arity[] = {3, 3, 4, 4, 3, 4, 4, 6, 6, 6, 11, 3, 4, 6, 7};
+    Meta *meta = PyMem_Calloc(nregs ? nregs : 1, sizeof(Meta));
+    if (meta == NULL) {
+        PyMem_Free(code);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *op = PyTuple_GET_ITEM(ops, k);
+        if (!PyTuple_Check(op) || PyTuple_GET_SIZE(op) < 2) {
+            PyErr_Format(PyExc_ValueError, "Program: op %zd is not a tuple (opcode, dst, ...)", k);
+            goto fail;
+        }
+        long oc = PyLong_AsLong(ARG(op, 0));
+        long dst = PyLong_AsLong(ARG(op, 1));
+        if (PyErr_Occurred())
+            goto fail;
+        if (oc < 0 || oc > OP_BUILD || PyTuple_GET_SIZE(op) != arity[oc]) {
+            PyErr_Format(PyExc_ValueError, "Program: op %zd: bad opcode %ld or argument count", k, oc);
+            goto fail;
+        }
+        if (dst < 0 || dst >= nregs) {
+            PyErr_Format(PyExc_ValueError, "Program: op %zd writes register %ld of %zd", k, dst, nregs);
+            goto fail;
+        }
+        /* register arguments must be in range: checked here once, not per row */
+        /* register arguments by opcode (-1: none) */
+        static const signed char regargs[][3] = {
+            {-1, -1, -1}, {-1, -1, -1}, {2, -1, -1}, {2, -1, -1}, {2, -1, -1}, {-1, -1, -1}, {2, -1, -1},
+            {2, 3, -1},   {2, -1, -1},  {2, 3, -1},  {2, 3, -1},  {2, -1, -1}, {2, -1, -1}, {2, -1, -1},
+            {-1, -1, -1}};
+        /* the two decoded arguments (a, b) by opcode: tuple positions, -1 none */
+        static const signed char decoded[][2] = {
+            {2, -1}, {-1, -1}, {2, 3}, {2, -1}, {2, -1}, {-1, -1}, {2, -1}, {2, 3},
+            {2, 5},  {2, 3},   {2, 3}, {2, -1}, {2, -1}, {2, 4},   {-1, -1}};
+        for (int j = 0; j < 3; j++) {
+            int a = regargs[oc][j];
+            if (a < 0)
+                continue;
+            long r = PyLong_AsLong(ARG(op, a));
+            if (PyErr_Occurred() || r < (oc == OP_MONEY && a == 3 ? -1 : 0) || r >= nregs) {
+                PyErr_Format(PyExc_ValueError, "Program: op %zd reads a bad register", k);
+                goto fail;
+            }
+        }
+        PyObject *regtuple = oc == OP_CONCAT ? ARG(op, 3) : oc == OP_BUILD ? ARG(op, 4) : NULL;
+        if (regtuple != NULL) {
+            if (!PyTuple_Check(regtuple)) {
+                PyErr_Format(PyExc_ValueError, "Program: op %zd: registers must be a tuple", k);
+                goto fail;
+            }
+            for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(regtuple); j++) {
+                long r = PyLong_AsLong(PyTuple_GET_ITEM(regtuple, j));
+                if (PyErr_Occurred() || r < 0 || r >= nregs) {
+                    PyErr_Format(PyExc_ValueError, "Program: op %zd reads a bad register", k);
+                    goto fail;
+                }
+            }
+        }
+        if ((oc == OP_BUILD || oc == OP_MONEY) && PyType_Check(ARG(op, oc == OP_BUILD ? 2 : 8))) {
+            int sub = PyObject_IsSubclass(ARG(op, oc == OP_BUILD ? 2 : 8), slots.base);
+            if (sub < 0)
+                goto fail;
+            if (!sub) {
+                PyErr_Format(PyExc_TypeError, "Program: op %zd builds a class that is not a pydantic model", k);
+                goto fail;
+            }
+        }
+        if (oc == OP_BUILD) {
+            if (!PyType_Check(ARG(op, 2)) || !PyTuple_Check(ARG(op, 3)) || !PyTuple_Check(ARG(op, 5)) ||
+                !PyTuple_Check(ARG(op, 6)) || PyTuple_GET_SIZE(ARG(op, 3)) != PyTuple_GET_SIZE(ARG(op, 4))) {
+                PyErr_Format(PyExc_ValueError, "Program: op %zd: bad build arguments", k);
+                goto fail;
+            }
+        }
+        if (oc == OP_MONEY && (!PyType_Check(ARG(op, 8)) || !PyTuple_Check(ARG(op, 9)) ||
+                               PyTuple_GET_SIZE(ARG(op, 9)) != 2 || !PyDict_Check(ARG(op, 6)) ||
+                               !PyDict_Check(ARG(op, 10)))) {
+            PyErr_Format(PyExc_ValueError, "Program: op %zd: bad money arguments", k);
+            goto fail;
+        }
+        if ((oc == OP_LOOKUP && !PyDict_Check(ARG(op, 3))) || (oc == OP_DATETIME && !PyDict_Check(ARG(op, 4))) ||
+            (oc == OP_NULLIF && !PyAnySet_Check(ARG(op, 3))) ||
+            (oc == OP_SIGN && (!PyAnySet_Check(ARG(op, 4)) || !PyAnySet_Check(ARG(op, 5)))) ||
+            (oc == OP_CONCAT && !PyUnicode_Check(ARG(op, 2))) ||
+            (oc == OP_DATETIME && ARG(op, 5) != Py_None && !PyTZInfo_Check(ARG(op, 5)))) {
+            PyErr_Format(PyExc_ValueError, "Program: op %zd: bad argument types", k);
+            goto fail;
+        }
+        code[k].code = (int)oc;
+        code[k].dst = (int)dst;
+        code[k].op = op;
+        code[k].a = decoded[oc][0] < 0 ? 0 : PyLong_AsLong(ARG(op, decoded[oc][0]));
+        code[k].b = decoded[oc][1] < 0 ? 0 : PyLong_AsLong(ARG(op, decoded[oc][1]));
+        if (PyErr_Occurred())
+            goto fail;
+        if (oc == OP_LOAD && code[k].a < 0) {
+            PyErr_Format(PyExc_ValueError, "Program: op %zd loads a negative column", k);
+            goto fail;
+        }
+        if (oc == OP_STRIP && (code[k].b < 0 || code[k].b > 2)) {
+            PyErr_Format(PyExc_ValueError, "Program: op %zd: strip side must be 0, 1 or 2", k);
+            goto fail;
+        }
+    }
+    Py_INCREF(ops);
+    self->ops = ops;
+    self->code = code;
+    self->n = n;
+    self->nregs = nregs;
+    self->result_reg = result;
+    self->meta = meta;
+    return 0;
+fail:
+    PyMem_Free(code);
+    PyMem_Free(meta);
+    return -1;
+}
+
+static void
+Program_dealloc(Program *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(self->ops);
+    PyMem_Free(self->code);
+    PyMem_Free(self->meta);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+Program_traverse(Program *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->ops);
+    return 0;
+}
+
+static int
+Program_clear(Program *self)
+{
+    Py_CLEAR(self->ops);
+    PyMem_Free(self->code);
+    self->code = NULL;
+    PyMem_Free(self->meta);
+    self->meta = NULL;
+    self->n = 0;
+    return 0;
+}
+
+static PyObject *
+Program_get_given_up(Program *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->given_up);
+}
+
+static PyObject *
+Program_get_ops(Program *self, void *closure)
+{
+    return Py_NewRef(self->ops ? self->ops : Py_None);
+}
+
+static PyMethodDef Program_methods[] = {
+    {"run", (PyCFunction)Program_run, METH_VARARGS,
+     "run(rows, fallback) -> list: each row's object; fallback(row) reads the rows the program gives up on"},
+    {"one", (PyCFunction)Program_one, METH_O, "one(row) -> object, or None where the program gives up"},
+    {NULL}};
+
+static PyGetSetDef Program_getset[] = {
+    {"given_up", (getter)Program_get_given_up, NULL, "rows handed to the fallback so far", NULL},
+    {"ops", (getter)Program_get_ops, NULL, "the program", NULL},
+    {NULL}};
+
+static PyTypeObject ProgramType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mappings.engine._rowprog.Program",
+    .tp_basicsize = sizeof(Program),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Program(ops, nregs, result): a mapping's read rules for rows (see mappings/engine/native.py)",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Program_init,
+    .tp_dealloc = (destructor)Program_dealloc,
+    .tp_traverse = (traverseproc)Program_traverse,
+    .tp_clear = (inquiry)Program_clear,
+    .tp_methods = Program_methods,
+    .tp_getset = Program_getset,
+};
+
+/* An object slot a member descriptor names (T_OBJECT_EX, writable): its offset, or -1. */
+static Py_ssize_t
+member_offset(PyObject *descr, const char *what)
+{
+    if (!Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        PyErr_Format(PyExc_TypeError, "set_slots: %s is not a member descriptor", what);
+        return -1;
+    }
+    PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
+    if (m->type != T_OBJECT_EX || (m->flags & READONLY)) {
+        PyErr_Format(PyExc_TypeError, "set_slots: %s is not a writable object slot", what);
+        return -1;
+    }
+    return m->offset;
+}
+
+static PyObject *
+set_slots(PyObject *module, PyObject *args)
+{
+    PyObject *base, *fields_set, *extra, *private;
+    if (!PyArg_ParseTuple(args, "O!OOO:set_slots", &PyType_Type, &base, &fields_set, &extra, &private))
+        return NULL;
+    Py_ssize_t a = member_offset(fields_set, "__pydantic_fields_set__");
+    Py_ssize_t b = a < 0 ? -1 : member_offset(extra, "__pydantic_extra__");
+    Py_ssize_t c = b < 0 ? -1 : member_offset(private, "__pydantic_private__");
+    if (c < 0)
+        return NULL;
+    slots.fields_set = a;
+    slots.extra = b;
+    slots.private = c;
+    Py_XSETREF(slots.base, Py_NewRef(base));
+    slots.ready = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"set_slots", set_slots, METH_VARARGS,
+     "set_slots(BaseModel, fields_set, extra, private): pydantic's base and slot member descriptors, once"},
+    {NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "mappings.engine._rowprog",
+                                    "Row programs: a mapping's read rules for database rows, run in C.", -1,
+                                    module_methods};
+
+PyMODINIT_FUNC
+PyInit__rowprog(void)
+{
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL)
+        return NULL;
+    if (PyType_Ready(&ProgramType) < 0)
+        return NULL;
+    PyObject *decimal = PyImport_ImportModule("decimal");
+    if (decimal == NULL)
+        return NULL;
+    s_decimal_type = PyObject_GetAttrString(decimal, "Decimal");
+    s_getcontext = PyObject_GetAttrString(decimal, "getcontext");
+    Py_DECREF(decimal);
+    if (s_decimal_type == NULL || s_getcontext == NULL)
+        return NULL;
+    s_strip = PyUnicode_InternFromString("strip");
+    s_quantize = PyUnicode_InternFromString("quantize");
+    s_is_finite = PyUnicode_InternFromString("is_finite");
+    s_adjusted = PyUnicode_InternFromString("adjusted");
+    s_utcoffset = PyUnicode_InternFromString("utcoffset");
+    s_zero = PyLong_FromLong(0);
+    if (!s_strip || !s_quantize || !s_is_finite || !s_adjusted || !s_utcoffset || !s_zero)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Program", (PyObject *)&ProgramType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
