@@ -152,6 +152,8 @@ class OdbcSettings:
     * ``pad_keys``: blank-pad CHAR keys to the column width (SQLite and DB2 CHAR semantics).
     * ``max_idle``: close an idle connection older than this instead of reusing it (None: never).
     * ``limit_syntax``: ``"limit"`` (``LIMIT ?``) or ``"fetch_first"`` (``FETCH FIRST ? ROWS ONLY``).
+    * ``native_rows``: map rows with the mapping's C row program where the extension is built
+      (:mod:`mappings.engine.native`: the same objects, about twice as fast); False: the generated Python.
     """
 
     connection_string: str = field(repr=False)
@@ -163,6 +165,7 @@ class OdbcSettings:
     pad_keys: bool = True
     max_idle: float | None = 300.0
     limit_syntax: Literal["limit", "fetch_first"] = "limit"
+    native_rows: bool = True
 
     def __post_init__(self) -> None:
         compact = (self.connection_string or "").lower().replace(" ", "")
@@ -359,7 +362,7 @@ class OdbcCore:
     def _map_many(self, operation: str, name: str, found: _Rows) -> list[Any]:
         with translate(operation):
             # the rows as the driver gave them, read by column position: no dict per row
-            return self.registry[name].row_reader(found.columns)(found.rows)
+            return self.registry[name].row_reader(found.columns, native=self.settings.native_rows)(found.rows)
 
 
 _HISTORY_PAGE = Page[Transaction]

@@ -169,6 +169,8 @@ class OdbcSettings(_Section):
     pad_keys: bool = True
     max_idle: float | None = Field(300.0, gt=0)
     limit_syntax: Literal["limit", "fetch_first"] = "limit"
+    native_rows: bool = Field(True, description="read rows with the mapping's C row program where it is built "
+                                                 "(same results; false: the generated Python)")
 
     def to_adapter_settings(self) -> Any:
         from adapters.odbc import OdbcSettings as AdapterOdbcSettings

@@ -21,6 +21,10 @@
 #include <datetime.h>
 #include <structmember.h>
 
+#if PY_VERSION_HEX >= 0x030D0000
+#define _PyDict_NewPresized(n) PyDict_New() /* private since 3.13 */
+#endif
+
 enum {
     OP_LOAD = 0,      /* dst, column index */
     OP_CONST = 1,     /* dst, value */
@@ -28,8 +32,9 @@ enum {
     OP_NULLIF = 3,    /* dst, src, frozenset: None if src in set else src */
     OP_INTDIGITS = 4, /* dst, src: exact int kept; exact ASCII-digit str -> int; None -> None */
     OP_CONCAT = 5,    /* dst, sep, (srcs): exact str / int parts joined */
-    OP_LOOKUP = 6,    /* dst, src, dict: hit -> value; None -> None */
-    OP_DATETIME = 7,  /* dst, src, time src, date cache, tz: CYYMMDD via cache + HHMMSS */
+    OP_LOOKUP = 6,    /* dst, src, dict, parse or None: hit -> value, miss -> parse(src) (None: give up);
+                         None -> None */
+    OP_DATETIME = 7,  /* dst, src, time src, date cache, tz, parse: the date via cache or parse + HHMMSS */
     OP_DECIMAL = 8,   /* dst, src, Decimal type, quantum: exact str -> exact Decimal */
     OP_SIGN = 9,      /* dst, src, indicator src, negative set, positive set */
     OP_MONEY = 10,    /* dst, src, currency src (-1: fixed), fixed, of, quantum_of, max digits, Money, keys,
@@ -74,7 +79,8 @@ typedef struct {
     Py_ssize_t n;
     Py_ssize_t nregs;
     Py_ssize_t result_reg;
-    Py_ssize_t given_up; /* rows handed to the fallback (for tests and the benchmark) */
+    Py_ssize_t rows;     /* rows read through run() (for tests and the benchmark) */
+    Py_ssize_t given_up; /* of those, rows handed to the fallback */
     Meta *meta;
     Py_ssize_t prec;     /* the decimal context's precision, read once per run() */
 } Program;
@@ -132,6 +138,18 @@ static PyObject *
 strip_text(PyObject *s, long side)
 {
     Py_ssize_t n = PyUnicode_GET_LENGTH(s), i = 0, j = n;
+    if (PyUnicode_IS_ASCII(s)) {
+        const Py_UCS1 *p = PyUnicode_1BYTE_DATA(s);
+        if (side != 1)
+            while (i < j && Py_UNICODE_ISSPACE(p[i]))
+                i++;
+        if (side != 2)
+            while (j > i && Py_UNICODE_ISSPACE(p[j - 1]))
+                j--;
+        if (i == 0 && j == n)
+            return Py_NewRef(s);
+        return PyUnicode_Substring(s, i, j);
+    }
     int kind = PyUnicode_KIND(s);
     const void *data = PyUnicode_DATA(s);
     if (side != 1)
@@ -383,6 +401,8 @@ error:
     return -1;
 }
 
+static int datetime_of(PyObject *d, PyObject *raw, PyObject *tz, PyObject **out);
+
 static int
 op_datetime(Op *c, PyObject **regs, PyObject **out)
 {
@@ -393,15 +413,30 @@ op_datetime(Op *c, PyObject **regs, PyObject **out)
         return 1;
     }
     PyObject *d = PyDict_GetItemWithError(ARG(op, 4), v);
-    if (d == NULL)
-        return PyErr_Occurred() ? -1 : 0;
+    if (d != NULL)
+        Py_INCREF(d);
+    else if (PyErr_Occurred())
+        return -1;
+    else {
+        d = PyObject_CallOneArg(ARG(op, 6), v); /* the parser (it caches what it parses) */
+        if (d == NULL)
+            return -1;
+    }
+    int r = datetime_of(d, regs[c->b], ARG(op, 5), out);
+    Py_DECREF(d);
+    return r;
+}
+
+/* of_values' fast case: d a date (or None), raw HHMMSS digits (text or int). */
+static int
+datetime_of(PyObject *d, PyObject *raw, PyObject *tz, PyObject **out)
+{
     if (d == Py_None) {
         *out = Py_NewRef(Py_None);
         return 1;
     }
     if (!PyDate_CheckExact(d))
         return 0;
-    PyObject *raw = regs[c->b];
     long t;
     if (PyUnicode_CheckExact(raw)) {
         if (PyUnicode_GET_LENGTH(raw) > 6 || !is_ascii_digits(raw))
@@ -428,7 +463,7 @@ op_datetime(Op *c, PyObject **regs, PyObject **out)
         return 0;
     *out = PyDateTimeAPI->DateTime_FromDateAndTime(
         PyDateTime_GET_YEAR(d), PyDateTime_GET_MONTH(d), PyDateTime_GET_DAY(d), (int)hh, (int)mm, (int)ss, 0,
-        ARG(op, 5), PyDateTimeAPI->DateTimeType);
+        tz, PyDateTimeAPI->DateTimeType);
     return *out == NULL ? -1 : 1;
 }
 
@@ -637,10 +672,16 @@ run_row(Program *self, PyObject *row, PyObject **regs, PyObject **result)
                 break;
             }
             PyObject *hit = PyDict_GetItemWithError(ARG(op, 3), v);
-            if (hit == NULL)
-                status = PyErr_Occurred() ? -1 : 0;
-            else
+            if (hit != NULL)
                 out = Py_NewRef(hit);
+            else if (PyErr_Occurred())
+                status = -1;
+            else if (ARG(op, 4) == Py_None)
+                status = 0;
+            else {
+                out = PyObject_CallOneArg(ARG(op, 4), v);
+                status = out == NULL ? -1 : 1;
+            }
             break;
         }
         case OP_DATETIME:
@@ -746,6 +787,7 @@ Program_run(Program *self, PyObject *args)
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *row = PySequence_Fast_GET_ITEM(seq, i);
         PyObject *obj = NULL;
+        self->rows++;
         int status = run_row(self, row, regs, &obj);
         if (status < 0)
             goto fail;
@@ -811,7 +853,7 @@ Program_init(Program *self, PyObject *args, PyObject *kwds)
         PyErr_NoMemory();
         return -1;
     }
-    static const Py_ssize_t arity[] = {3, 3, 4, 4, 3, 4, 4, 6, 6, 6, 11, 3, 4, 6, 7};
+    static const Py_ssize_t arity[] = {3, 3, 4, 4, 3, 4, 5, 7, 6, 6, 11, 3, 4, 6, 7};
     Meta *meta = PyMem_Calloc(nregs ? nregs : 1, sizeof(Meta));
     if (meta == NULL) {
         PyMem_Free(code);
@@ -896,7 +938,9 @@ Program_init(Program *self, PyObject *args, PyObject *kwds)
             (oc == OP_NULLIF && !PyAnySet_Check(ARG(op, 3))) ||
             (oc == OP_SIGN && (!PyAnySet_Check(ARG(op, 4)) || !PyAnySet_Check(ARG(op, 5)))) ||
             (oc == OP_CONCAT && !PyUnicode_Check(ARG(op, 2))) ||
-            (oc == OP_DATETIME && ARG(op, 5) != Py_None && !PyTZInfo_Check(ARG(op, 5)))) {
+            (oc == OP_DATETIME && ARG(op, 5) != Py_None && !PyTZInfo_Check(ARG(op, 5))) ||
+            (oc == OP_DATETIME && !PyCallable_Check(ARG(op, 6))) ||
+            (oc == OP_LOOKUP && ARG(op, 4) != Py_None && !PyCallable_Check(ARG(op, 4)))) {
             PyErr_Format(PyExc_ValueError, "Program: op %zd: bad argument types", k);
             goto fail;
         }
@@ -966,6 +1010,12 @@ Program_get_given_up(Program *self, void *closure)
 }
 
 static PyObject *
+Program_get_rows(Program *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->rows);
+}
+
+static PyObject *
 Program_get_ops(Program *self, void *closure)
 {
     return Py_NewRef(self->ops ? self->ops : Py_None);
@@ -978,7 +1028,8 @@ static PyMethodDef Program_methods[] = {
     {NULL}};
 
 static PyGetSetDef Program_getset[] = {
-    {"given_up", (getter)Program_get_given_up, NULL, "rows handed to the fallback so far", NULL},
+    {"rows", (getter)Program_get_rows, NULL, "rows read through run() so far", NULL},
+    {"given_up", (getter)Program_get_given_up, NULL, "of those, rows handed to the fallback", NULL},
     {"ops", (getter)Program_get_ops, NULL, "the program", NULL},
     {NULL}};
 

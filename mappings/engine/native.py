@@ -100,10 +100,11 @@ class _Compiler:
         if kind == "intdigits":
             return self.op(INTDIGITS, v)
         if kind == "lookup":
-            return self.op(LOOKUP, v, params[0])
+            table, parse = params
+            return self.op(LOOKUP, v, table, parse)
         if kind == "datetime":
-            dates, tz = params
-            return self.op(DATETIME, v, f[0], dates, tz)
+            dates, tz, parse = params
+            return self.op(DATETIME, v, f[0], dates, tz, parse)
         if kind == "decimal":
             decimal, quantum = params
             return self.op(DECIMAL, v, decimal, quantum, -quantum.as_tuple().exponent)

@@ -673,7 +673,7 @@ def _date_forward(p: dict, ctx: Any) -> Fn:
         return parse(v)
 
     # the parser caches by input value (never None): a cache hit is the parsed date
-    _native(fn, "lookup", parse.cache)
+    _native(fn, "lookup", parse.cache, parse)
     return _inline(fn, "(_t if (_t := {cache}.get({v}, {miss})) is not {miss} else {F}({v}, None, None))",
                    cache=parse.cache, miss=_MISS)
 
@@ -865,7 +865,7 @@ def _datetime_forward(p: dict, ctx: Any) -> Fn:
 
     fast_hms = p["time"] == "HHMMSS"
     if fast_hms:
-        _native(fn, "datetime", dates, tz, fields=(p["time_field"],))
+        _native(fn, "datetime", dates, tz, parse_date, fields=(p["time_field"],))
     # new(..., 0, tz): an aware datetime (UTC or a ZoneInfo, both always give an offset), or None
     return _returns(_inline(fn, "{of}({v}, {f0})", (p["time_field"],), of=of_values),
                     types=frozenset({dt.datetime, type(None)}), aware=True)
@@ -968,7 +968,7 @@ def _code_forward(p: dict, ctx: Any) -> Fn:
     fn = _returns(fn, values=(*table.values(), *((other,) if has_other else ()), None))
     if None in table:  # fn(None) is None, a table hit would not be
         return _inline(fn)
-    _native(fn, "lookup", table)
+    _native(fn, "lookup", table, None)
     return _inline(fn, "(_t if (_t := {table}.get({v}, {miss})) is not {miss} else {F}({v}, None, None))",
                    table=table, miss=_MISS)
 

@@ -1,0 +1,221 @@
+"""Row programs (``mappings/engine/_rowprog.c``, compiled by ``mappings.engine.native``): for every row a
+program either builds exactly the object the generated Python builds, or gives the row up (and the
+generated Python reads it).  ``test_row_reader.py`` holds ``row_reader`` (the program by default) to the
+validating path on any row; here the program itself, on the ledger's rows, on generated rows, under an odd
+decimal context, its refcounts, its refusal of malformed programs, and the adapter's setting."""
+
+from __future__ import annotations
+
+import decimal
+import gc
+import os
+import sys
+from decimal import Decimal
+
+import pyodbc
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from adapters.odbc import SQL_HISTORY, OdbcCore, OdbcSettings
+from canonical.models import Transaction
+from mappings.engine import MappingRegistry, native
+from mock_mainframe.ledger.seed import seed_sqlite
+from mock_mainframe.odbc import sqlite_connection_string
+from tests.mappings.sameness import assert_same, outcome
+from tests.mappings.test_row_reader import COLUMNS, ROW, reference, row_of
+
+pytestmark = pytest.mark.skipif(not native.AVAILABLE, reason="the C extension mappings.engine._rowprog is not built")
+
+
+def test_the_extension_is_built_where_ci_runs():
+    """A silent fallback to the generated Python would leave the programs untested: CI must build them."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        assert native.AVAILABLE, "mappings.engine._rowprog did not build (gcc and the Python headers are needed)"
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return MappingRegistry.load()
+
+
+@pytest.fixture(scope="module")
+def txnhist(registry):
+    return registry["odbc.txnhist"]
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ledger") / "ledger.db"
+    seed_sqlite(path, seed=5, customers=12)
+    return sqlite_connection_string(path)
+
+
+@pytest.fixture(scope="module")
+def cursor(ledger):
+    conn = pyodbc.connect(ledger, autocommit=True)
+    yield conn.cursor()
+    conn.close()
+
+
+def _fetch(cursor, sql, params=()):
+    cursor.execute(sql, params)
+    return [d[0].upper() for d in cursor.description], cursor.fetchall()
+
+
+def test_the_odbc_mappings_that_compile(registry):
+    assert registry["odbc.txnhist"].row_program(COLUMNS) is not None
+    cols = list(registry["odbc.acctmast"].binding.root.fields)
+    assert registry["odbc.acctmast"].row_program(cols) is not None
+    # a transform without a native op (integer as text): no program, the generated Python reads
+    assert registry["odbc.xferlog"].row_program(list(registry["odbc.xferlog"].binding.root.fields)) is None
+    assert registry["odbc.txnhist"].row_reader(COLUMNS, native=False) is not registry["odbc.txnhist"].row_reader(
+        COLUMNS)
+    assert getattr(registry["odbc.txnhist"].row_reader(COLUMNS, native=False), "program", None) is None
+
+
+def test_every_ledger_row_is_built_by_the_program_as_the_generated_python_builds_it(registry, cursor):
+    cols, rows = _fetch(cursor, SQL_HISTORY["limit"].replace("ACCT_NO = ? AND ", "").replace(" LIMIT ?", ""),
+                        (1_000_000_000, 0, 9_999_999))
+    assert len(rows) > 1000
+    mapping = registry["odbc.txnhist"]
+    program = mapping.row_program(cols)
+    python = mapping.row_reader(cols, native=False)(rows)
+    before = program.given_up
+    got = mapping.row_reader(cols)(rows)
+    assert program.given_up == before  # every row of the ledger, zero balances included, built in C
+    zero_balances = 0
+    for g, w in zip(got, python, strict=True):
+        assert_same(g, w)
+        for name in ("amount", "running_balance"):
+            assert_same(g.__dict__[name], w.__dict__[name])
+            assert g.__dict__[name].amount.as_tuple() == w.__dict__[name].amount.as_tuple()  # places, sign
+        zero_balances += not w.running_balance.amount
+        assert g.model_dump_json() == w.model_dump_json()
+    assert zero_balances == sum(1 for w in python if not w.running_balance.amount)
+
+
+def test_every_account_row_is_built_by_the_program(registry, cursor):
+    cols, rows = _fetch(cursor, "SELECT * FROM ACCTMAST")
+    mapping = registry["odbc.acctmast"]
+    program = mapping.row_program(cols)
+    before = program.given_up
+    got = mapping.row_reader(cols)(rows)
+    assert program.given_up == before
+    for g, w in zip(got, mapping.row_reader(cols, native=False)(rows), strict=True):
+        assert_same(g, w)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(record=ROW)
+def test_a_program_builds_the_reference_object_or_gives_the_row_up(txnhist, record):
+    row = row_of(record)
+    program = txnhist.row_program(COLUMNS)
+    got = program.one(row)
+    want = outcome(reference, txnhist, dict(record))
+    if got is None:
+        return  # given up: the generated Python answers (test_row_reader holds that path)
+    assert not isinstance(want, tuple), f"the program built a row the mapping refuses: {want}"
+    assert_same(got, want)
+    for name in ("amount", "running_balance"):
+        if want.__dict__[name] is not None:
+            assert_same(got.__dict__[name], want.__dict__[name])
+            assert got.__dict__[name].amount.as_tuple() == want.__dict__[name].amount.as_tuple()
+
+
+def test_the_odd_rows_are_given_up_and_read_by_the_python(txnhist):
+    good = dict(txnhist.spec.examples[0].input)
+    program = txnhist.row_program(COLUMNS)
+    assert program.one(row_of(good)) is not None
+    for change in ({"TXN_AMT": "1.005"}, {"DR_CR_IND": "D "}, {"TXN_AMT": 5.5}, {"CURR_CD": "eur"},
+                   {"POST_DT": "9999999"}, {"POST_TM": " 85347"}, {"TXN_SEQ": Decimal("12")}, {"CHANNEL": "???"},
+                   {"TXN_AMT": "-5.00"}, {"POST_TM": "246000"}):
+        row = row_of({**good, **change})
+        assert program.one(row) is None, change
+        assert_same(outcome(lambda r: txnhist.row_reader(COLUMNS)([r])[0], row),
+                    outcome(reference, txnhist, {**good, **change}))
+    # DECIMAL columns as psqlODBC gives them (Decimal): built by the program, as the closure builds them
+    record = {**good, "TXN_AMT": Decimal("5.5"), "RUN_BAL": Decimal("-12")}
+    got = program.one(row_of(record))
+    assert got is not None
+    assert_same(got, reference(txnhist, record))
+    assert str(got.amount.amount) == "-5.50" and str(got.running_balance.amount) == "-12.00"
+
+
+def test_a_date_first_seen_is_parsed_not_given_up(registry):
+    """The date transforms' cache misses call the parser (as the inline form calls the closure)."""
+    mapping = registry["odbc.txnhist"]
+    program = mapping.row_program(COLUMNS)
+    for post_dt, value_dt in (("1010203", "1010204"), ("1990230", "1010204")):  # new dates; 2099-02-30 is none
+        record = {**mapping.spec.examples[0].input, "POST_DT": post_dt, "VALUE_DT": value_dt}
+        got, want = program.one(row_of(record)), outcome(reference, mapping, record)
+        if isinstance(want, tuple):
+            assert got is None
+        else:
+            assert_same(got, want)
+
+
+def test_a_small_decimal_context_is_honoured(txnhist):
+    """Decimal(text).quantize depends on the context's precision; the program reads it for every page."""
+    record = {**txnhist.spec.examples[0].input, "TXN_AMT": "123456.78", "RUN_BAL": "1234567.89"}
+    row = row_of(record)
+    with decimal.localcontext(prec=6):
+        want = outcome(reference, txnhist, dict(record))
+        got = outcome(lambda r: txnhist.row_reader(COLUMNS)([r])[0], row)
+        program_alone = txnhist.row_program(COLUMNS).one(row)
+    assert isinstance(want, tuple)  # 8 digits do not fit a precision of 6: refused
+    assert_same(got, want)
+    assert program_alone is None
+
+
+def test_a_page_leaks_no_references(txnhist):
+    rows = [row_of(ex.input) for ex in txnhist.spec.examples] * 50
+    reader = txnhist.row_reader(COLUMNS)
+    reader(rows)  # warm the caches (dates, strings)
+    probes = [Transaction, rows[0][0], rows[0][7], rows[0][9], txnhist.row_program(COLUMNS).ops]
+    gc.collect()
+    before = [sys.getrefcount(p) for p in probes]
+    for _ in range(20):
+        out = reader(rows)
+        assert len(out) == len(rows)
+        del out
+    gc.collect()
+    assert [sys.getrefcount(p) for p in probes] == before
+
+
+def test_malformed_programs_are_refused():
+    Program = native._rowprog.Program
+    with pytest.raises(ValueError, match="register"):
+        Program(((native.CONST, 5, None),), 2, 0)  # writes register 5 of 2
+    with pytest.raises(ValueError, match="bad register"):
+        Program(((native.STRIP, 0, 7, 0),), 1, 0)  # reads register 7
+    with pytest.raises(ValueError, match="opcode"):
+        Program(((99, 0),), 1, 0)
+    with pytest.raises(ValueError, match="argument count"):
+        Program(((native.LOAD, 0),), 1, 0)
+    with pytest.raises(ValueError, match="result register"):
+        Program(((native.CONST, 0, None),), 1, 3)
+    with pytest.raises(ValueError, match="strip side"):
+        Program(((native.LOAD, 0, 0), (native.STRIP, 1, 0, 9)), 2, 1)
+    with pytest.raises(TypeError, match="not a pydantic model"):
+        Program(((native.BUILD, 0, dict, (), (), (frozenset(),), ()),), 1, 0)
+    with pytest.raises(ValueError, match="bad argument types"):
+        Program(((native.LOAD, 0, 0), (native.LOOKUP, 1, 0, [], None)), 2, 1)
+
+
+def test_the_adapter_setting_chooses_the_path(registry, ledger, cursor):
+    cols, _ = _fetch(cursor, SQL_HISTORY["limit"], ("x", 0, 0, 0, 0))
+    program = registry["odbc.txnhist"].row_program(cols)
+    account = cursor.execute("SELECT ACCT_NO FROM ACCTMAST ORDER BY ACCT_NO").fetchone()[0]
+    pages = {}
+    for native_rows in (False, True):
+        core = OdbcCore(OdbcSettings(connection_string=ledger, pool_size=1, native_rows=native_rows), registry)
+        try:
+            before = program.rows
+            pages[native_rows] = core.history(account, limit=1000)
+            ran = program.rows - before
+        finally:
+            core.close()
+        assert ran == (len(pages[native_rows].items) if native_rows else 0)
+    assert len(pages[True].items) > 10
+    for g, w in zip(pages[True].items, pages[False].items, strict=True):
+        assert_same(g, w)
