@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.deps-stamp
 SYSSTAMP := $(VENV)/.sys-stamp
-DEB_PKGS := unixodbc libsqliteodbc odbc-postgresql openssh-client
+DEB_PKGS := unixodbc libsqliteodbc odbc-postgresql openssh-client gcc python3-dev
 PYTEST_ARGS ?=
 
 .PHONY: run test lint bench chaos bootstrap sysdeps clean mock
@@ -26,7 +26,8 @@ $(SYSSTAMP):
 	@[ -d $(VENV) ] || $(PY) -m venv $(VENV)
 	@touch $(SYSSTAMP)
 
-$(STAMP): pyproject.toml $(SYSSTAMP)
+# setup.py builds the C row programs (mappings/engine/_rowprog.c) in place: a changed source rebuilds
+$(STAMP): pyproject.toml setup.py mappings/engine/_rowprog.c $(SYSSTAMP)
 	@[ -x $(BIN)/python ] || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'

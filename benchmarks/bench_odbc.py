@@ -18,18 +18,18 @@ limit), alternating, best of ``REPEATS``; the adapter pages each account's full 
   container objects, 3 models with their dicts and fields sets, alive as long as its page);
 * ``odbc_balance_per_s``: ``OdbcCore.balance`` against raw ``execute`` + ``fetchone`` of its statement.
 
-What limits the history figure. The adapter reads each row by column position with a function
-generated once per column list (``CompiledMapping.row_reader``; no row dict), the SQLite driver's text
-values converted inline (``Decimal(text)`` + quantize, CYYMMDD via a cache, HHMMSS digits, codes), and
-builds ``Money`` x2 and ``Transaction`` directly (``canonical.builder``'s plan: the checks pydantic would
-make, inline; any row they refuse goes through the closures and pydantic, which answer or report).
-Counted with callgrind (instructions a row, which a busy machine cannot blur): the raw fetch ~67k, the
-adapter's mapping ~70k (~100k with row dicts and the closures for sign_from / decimal text), pool, SQL
-and page ~7k: a ratio of ~0.46 in instructions (was ~0.39); in time it measured 0.33-0.41 (was
-0.19-0.28) on a loaded 2-core machine. A hand-written function for exactly this row that builds the same
-objects without any check takes ~42k, which would still give only ~0.58: three pydantic objects, a
-datetime and two Decimals per row in CPython cost more than the target leaves, so ``>= 60%`` is out of
-reach of the mapping alone; what is left is interpreter work per row.
+* ``odbc_history_rows_per_s_python_rows``: the headline with ``native_rows=False``: every row mapped by the
+  generated Python (what the adapter does where the C extension is not built).
+
+What limits the history figure. The adapter reads each row by column position (no row dict) with the
+mapping's row program (``mappings/engine/_rowprog.c``, compiled from the mapping by
+``mappings.engine.native``): one C call per page builds ``Money`` x2 and ``Transaction`` as pydantic-core
+would, with the generated Python's checks, and hands any row it cannot take to the generated Python.
+The adapter without any mapping runs at ~0.98 of raw (pool, SQL, paging cost ~2%), so the ratio is the
+mapping's cost: per row about half of pyodbc's fetch of it with the program (counted with callgrind:
+~30k instructions against the fetch's ~69k; the generated Python ~64k, a minimal hand-written Python
+function ~42k). What is left per row: two ``Decimal(text)`` (decimal has no C API in 3.11), a datetime,
+three dicts, three fields sets, three instances, fifteen row items, the model's after-validator (Python).
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ SEED, CUSTOMERS = 1, 1000
 REPEATS = 3
 BATCH = 1000
 TARGET = 0.60
+#: the adapter's history statement's columns
+SQL_COLUMNS = tuple(SQL_HISTORY["limit"].split("SELECT ", 1)[1].split(" FROM", 1)[0].replace(" ", "").split(","))
 
 
 def ledger_path() -> Path:
@@ -120,6 +122,8 @@ def _run(repeats: int, accounts_limit: int | None) -> list[dict]:
     registry = MappingRegistry.load()
     conn = pyodbc.connect(cs, autocommit=True, timeout=10)
     core = OdbcCore(OdbcSettings(connection_string=cs, pool_size=1, fetch_batch=BATCH, query_timeout=60), registry)
+    python_core = OdbcCore(OdbcSettings(connection_string=cs, pool_size=1, fetch_batch=BATCH, query_timeout=60,
+                                        native_rows=False), registry)
     try:
         cur = conn.cursor()
         accounts = [r[0] for r in cur.execute("SELECT ACCT_NO FROM ACCTMAST ORDER BY ACCT_NO").fetchall()]
@@ -134,13 +138,19 @@ def _run(repeats: int, accounts_limit: int | None) -> list[dict]:
             t, ours_n = _best(lambda: _adapter_history(core, accounts, 1000), 1)
             ours_times.append(t)
         page50_time, page50_n = _best(lambda: _adapter_history(core, accounts, 50), 1)
+        python_time, python_n = _best(lambda: _adapter_history(python_core, accounts, 1000), 1)
         gc.disable()
         try:
             gc_off_time, _ = _best(lambda: _adapter_history(core, accounts, 1000), 1)
         finally:
             gc.enable()
-        if not raw_n == ours_n == page50_n:
-            raise RuntimeError(f"row counts differ: raw {raw_n}, adapter {ours_n}, pages of 50 {page50_n}")
+        if not raw_n == ours_n == page50_n == python_n:
+            raise RuntimeError(f"row counts differ: raw {raw_n}, adapter {ours_n}, pages of 50 {page50_n}, "
+                               f"Python rows {python_n}")
+        program = registry["odbc.txnhist"].row_program([c.upper() for c in SQL_COLUMNS])
+        if program is None:
+            print("odbc: the C row program is not built here: every row went through the generated Python",
+                  file=sys.stderr)
         raw_rate = raw_n / min(raw_times)
 
         # the mapping alone, on rows already fetched as dicts (kept out of the collector's way)
@@ -181,6 +191,7 @@ def _run(repeats: int, accounts_limit: int | None) -> list[dict]:
         our_bal, _ = _best(adapter_balances, repeats)
     finally:
         core.close()
+        python_core.close()
         conn.close()
 
     raw_label = "raw pyodbc fetchmany(1000), same statement and rows"
@@ -191,6 +202,8 @@ def _run(repeats: int, accounts_limit: int | None) -> list[dict]:
              "report (API default page size)"),
         _row("odbc_history_rows_per_s_gc_off", ours_n / gc_off_time, "rows/s", raw_label, raw_rate,
              "report (the same with the cyclic GC off: what collecting the pages' objects costs)"),
+        _row("odbc_history_rows_per_s_python_rows", python_n / python_time, "rows/s", raw_label, raw_rate,
+             "report (native_rows=False: rows mapped by the generated Python)"),
         _row("odbc_txnhist_mapping_rows_per_s", len(records) / map_time, "rows/s", raw_label, raw_rate,
              "report (mapping only, row dicts: read_many)"),
         _row("odbc_txnhist_row_mapping_rows_per_s", len(records) / row_time, "rows/s", raw_label, raw_rate,

@@ -59,6 +59,7 @@ typedef struct {
     int code;
     int dst;
     long a, b;    /* the op's register (or index / side) arguments, decoded once */
+    long *list;   /* CONCAT, BUILD: the registers of the tuple argument, decoded once */
     PyObject *op; /* the op tuple (borrowed from the program tuple) */
 } Op;
 
@@ -542,18 +543,16 @@ op_sign(Program *self, Op *c, PyObject **regs, PyObject **out)
 }
 
 static int
-op_build(PyObject *op, PyObject **regs, PyObject **out, unsigned long mask)
+op_build(Op *c, PyObject **regs, PyObject **out, unsigned long mask)
 {
-    PyObject *model = ARG(op, 2), *keys = ARG(op, 3), *srcs = ARG(op, 4), *table = ARG(op, 5),
-             *after = ARG(op, 6);
+    PyObject *op = c->op;
+    PyObject *model = ARG(op, 2), *keys = ARG(op, 3), *table = ARG(op, 5), *after = ARG(op, 6);
     Py_ssize_t n = PyTuple_GET_SIZE(keys);
     PyObject *d = _PyDict_NewPresized(n);
     if (d == NULL)
         return -1;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *src = PyTuple_GET_ITEM(srcs, i);
-        long reg = PyLong_AsLong(src);
-        if (PyDict_SetItem(d, PyTuple_GET_ITEM(keys, i), regs[reg]) < 0) {
+        if (PyDict_SetItem(d, PyTuple_GET_ITEM(keys, i), regs[c->list[i]]) < 0) {
             Py_DECREF(d);
             return -1;
         }
@@ -645,7 +644,7 @@ run_row(Program *self, PyObject *row, PyObject **regs, PyObject **result)
                 break;
             }
             for (Py_ssize_t i = 0; i < n && status == 1; i++) {
-                PyObject *v = regs[PyLong_AsLong(PyTuple_GET_ITEM(srcs, i))];
+                PyObject *v = regs[c->list[i]];
                 if (PyUnicode_CheckExact(v))
                     PyList_SET_ITEM(parts, i, Py_NewRef(v));
                 else if (PyLong_CheckExact(v)) {
@@ -715,7 +714,7 @@ run_row(Program *self, PyObject *row, PyObject **regs, PyObject **result)
             continue;
         }
         case OP_BUILD:
-            status = op_build(op, regs, &out, mask);
+            status = op_build(c, regs, &out, mask);
             break;
         default:
             PyErr_Format(PyExc_ValueError, "row program: unknown op %d", c->code);
@@ -827,6 +826,16 @@ Program_one(Program *self, PyObject *row)
     return obj;
 }
 
+static void
+free_code(Op *code, Py_ssize_t n)
+{
+    if (code == NULL)
+        return;
+    for (Py_ssize_t k = 0; k < n; k++)
+        PyMem_Free(code[k].list);
+    PyMem_Free(code);
+}
+
 static int
 Program_init(Program *self, PyObject *args, PyObject *kwds)
 {
@@ -904,12 +913,18 @@ Program_init(Program *self, PyObject *args, PyObject *kwds)
                 PyErr_Format(PyExc_ValueError, "Program: op %zd: registers must be a tuple", k);
                 goto fail;
             }
+            code[k].list = PyMem_Calloc(PyTuple_GET_SIZE(regtuple) + 1, sizeof(long));
+            if (code[k].list == NULL) {
+                PyErr_NoMemory();
+                goto fail;
+            }
             for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(regtuple); j++) {
                 long r = PyLong_AsLong(PyTuple_GET_ITEM(regtuple, j));
                 if (PyErr_Occurred() || r < 0 || r >= nregs) {
                     PyErr_Format(PyExc_ValueError, "Program: op %zd reads a bad register", k);
                     goto fail;
                 }
+                code[k].list[j] = r;
             }
         }
         if ((oc == OP_BUILD || oc == OP_MONEY) && PyType_Check(ARG(op, oc == OP_BUILD ? 2 : 8))) {
@@ -969,7 +984,7 @@ Program_init(Program *self, PyObject *args, PyObject *kwds)
     self->meta = meta;
     return 0;
 fail:
-    PyMem_Free(code);
+    free_code(code, n);
     PyMem_Free(meta);
     return -1;
 }
@@ -979,7 +994,7 @@ Program_dealloc(Program *self)
 {
     PyObject_GC_UnTrack(self);
     Py_CLEAR(self->ops);
-    PyMem_Free(self->code);
+    free_code(self->code, self->n);
     PyMem_Free(self->meta);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -995,7 +1010,7 @@ static int
 Program_clear(Program *self)
 {
     Py_CLEAR(self->ops);
-    PyMem_Free(self->code);
+    free_code(self->code, self->n);
     self->code = NULL;
     PyMem_Free(self->meta);
     self->meta = NULL;
