@@ -82,7 +82,6 @@ typedef struct {
     Py_ssize_t result_reg;
     Py_ssize_t rows;     /* rows read through run() (for tests and the benchmark) */
     Py_ssize_t given_up; /* of those, rows handed to the fallback */
-    Meta *meta;
     Py_ssize_t prec;     /* the decimal context's precision, read once per run() */
 } Program;
 
@@ -304,7 +303,7 @@ check_value(PyObject *check, PyObject **v)
 
 /* Money.of's fast path (canonical/money.py), else Money.of itself. */
 static int
-op_money(Program *self, Op *c, PyObject **regs, PyObject **out)
+op_money(Op *c, PyObject **regs, Meta *meta, PyObject **out)
 {
     PyObject *op = c->op;
     PyObject *amount = regs[c->a];
@@ -326,7 +325,7 @@ op_money(Program *self, Op *c, PyObject **regs, PyObject **out)
     PyObject *quantum = NULL, *q = NULL, *r = NULL;
     int fast = 0;
     if (PyUnicode_CheckExact(cur) && (PyObject *)Py_TYPE(amount) == s_decimal_type) {
-        Meta *m = &self->meta[c->a];
+        Meta *m = &meta[c->a];
         if (m->known && m->nonzero && m->int_digits <= max_digits) {
             /* canonical text of `scale` places: quantizing to a quantum of as many places is the
              * same number (Money.of's quantize, == and adjusted() hold); other places: below */
@@ -469,7 +468,7 @@ datetime_of(PyObject *d, PyObject *raw, PyObject *tz, PyObject **out)
 }
 
 static int
-op_decimal(Program *self, Op *c, PyObject **regs, PyObject **out)
+op_decimal(Program *self, Op *c, PyObject **regs, Meta *meta, PyObject **out)
 {
     PyObject *op = c->op;
     PyObject *v = regs[c->a];
@@ -483,7 +482,7 @@ op_decimal(Program *self, Op *c, PyObject **regs, PyObject **out)
         if (d == NULL)
             return -1;
         /* canonical text with the scale's places: Decimal(text) is its own quantize */
-        if (ARG(op, 3) == s_decimal_type && c->b >= 0 && canonical_decimal(v, (int)c->b, self->prec, &self->meta[c->dst])) {
+        if (ARG(op, 3) == s_decimal_type && c->b >= 0 && canonical_decimal(v, (int)c->b, self->prec, &meta[c->dst])) {
             *out = d;
             return 1;
         }
@@ -508,7 +507,7 @@ op_decimal(Program *self, Op *c, PyObject **regs, PyObject **out)
 }
 
 static int
-op_sign(Program *self, Op *c, PyObject **regs, PyObject **out)
+op_sign(Op *c, PyObject **regs, Meta *meta, PyObject **out)
 {
     PyObject *op = c->op;
     PyObject *v = regs[c->a];
@@ -532,7 +531,7 @@ op_sign(Program *self, Op *c, PyObject **regs, PyObject **out)
         }
         if (*out == NULL)
             return -1;
-        self->meta[c->dst] = self->meta[c->a]; /* negation keeps places and digits */
+        meta[c->dst] = meta[c->a]; /* negation keeps places and digits */
         return 1;
     }
     if (v == Py_None) {
@@ -546,7 +545,7 @@ static int
 op_build(Op *c, PyObject **regs, PyObject **out, unsigned long mask)
 {
     PyObject *op = c->op;
-    PyObject *model = ARG(op, 2), *keys = ARG(op, 3), *table = ARG(op, 5), *after = ARG(op, 6);
+    PyObject *model = ARG(op, 2), *keys = ARG(op, 3), *table = ARG(op, 5);
     Py_ssize_t n = PyTuple_GET_SIZE(keys);
     PyObject *d = _PyDict_NewPresized(n);
     if (d == NULL)
@@ -572,177 +571,216 @@ op_build(Op *c, PyObject **regs, PyObject **out, unsigned long mask)
     Py_DECREF(fs);
     if (o == NULL)
         return -1;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(after); i++) {
-        PyObject *r = PyObject_CallOneArg(PyTuple_GET_ITEM(after, i), o);
-        Py_DECREF(o);
-        if (r == NULL)
-            return -1;
-        o = r;
-    }
     *out = o;
     return 1;
 }
 
-/* One row: 1 and *result, or 0 (give up; no exception pending), or -1 (MemoryError). */
-static int
-run_row(Program *self, PyObject *row, PyObject **regs, PyObject **result)
+/* One op on one row's registers: 1 done, 0 give the row up, -1 error (exception set). */
+static inline int
+exec_op(Program *self, Op *c, PyObject *row, PyObject **regs, Meta *meta, unsigned long *mask)
 {
     int status = 1;
-    unsigned long mask = 0;
-    memset(self->meta, 0, sizeof(Meta) * (size_t)self->nregs);
-    for (Py_ssize_t k = 0; k < self->n && status == 1; k++) {
-        Op *c = &self->code[k];
-        PyObject *op = c->op;
-        PyObject *out = NULL;
-        switch (c->code) {
-        case OP_LOAD:
-            out = PySequence_GetItem(row, c->a);
+    PyObject *op = c->op;
+    PyObject *out = NULL;
+    switch (c->code) {
+    case OP_LOAD:
+        out = PySequence_GetItem(row, c->a);
+        status = out == NULL ? -1 : 1;
+        break;
+    case OP_CONST:
+        out = Py_NewRef(ARG(op, 2));
+        break;
+    case OP_STRIP: {
+        PyObject *v = regs[c->a];
+        if (PyUnicode_CheckExact(v)) {
+            out = strip_text(v, c->b);
             status = out == NULL ? -1 : 1;
-            break;
-        case OP_CONST:
-            out = Py_NewRef(ARG(op, 2));
-            break;
-        case OP_STRIP: {
-            PyObject *v = regs[c->a];
-            if (PyUnicode_CheckExact(v)) {
-                out = strip_text(v, c->b);
-                status = out == NULL ? -1 : 1;
-            }
-            else if (v == Py_None)
-                out = Py_NewRef(Py_None);
-            else
-                status = 0;
-            break;
         }
-        case OP_NULLIF: {
-            PyObject *v = regs[c->a];
-            int hit = PySet_Contains(ARG(op, 3), v);
-            if (hit < 0)
-                status = -1;
-            else
-                out = Py_NewRef(hit ? Py_None : v);
-            break;
-        }
-        case OP_INTDIGITS: {
-            PyObject *v = regs[c->a];
-            if (PyLong_CheckExact(v) || v == Py_None)
-                out = Py_NewRef(v);
-            else if (PyUnicode_CheckExact(v) && is_ascii_digits(v)) {
-                out = PyLong_FromUnicodeObject(v, 10);
-                status = out == NULL ? -1 : 1;
-            }
-            else
-                status = 0;
-            break;
-        }
-        case OP_CONCAT: {
-            PyObject *srcs = ARG(op, 3);
-            Py_ssize_t n = PyTuple_GET_SIZE(srcs);
-            PyObject *parts = PyList_New(n);
-            if (parts == NULL) {
-                status = -1;
-                break;
-            }
-            for (Py_ssize_t i = 0; i < n && status == 1; i++) {
-                PyObject *v = regs[c->list[i]];
-                if (PyUnicode_CheckExact(v))
-                    PyList_SET_ITEM(parts, i, Py_NewRef(v));
-                else if (PyLong_CheckExact(v)) {
-                    PyObject *s = PyObject_Str(v);
-                    if (s == NULL)
-                        status = -1;
-                    else
-                        PyList_SET_ITEM(parts, i, s);
-                }
-                else
-                    status = 0;
-            }
-            if (status == 1) {
-                out = PyUnicode_Join(ARG(op, 2), parts);
-                status = out == NULL ? -1 : 1;
-            }
-            Py_DECREF(parts);
-            break;
-        }
-        case OP_LOOKUP: {
-            PyObject *v = regs[c->a];
-            if (v == Py_None) {
-                out = Py_NewRef(Py_None);
-                break;
-            }
-            PyObject *hit = PyDict_GetItemWithError(ARG(op, 3), v);
-            if (hit != NULL)
-                out = Py_NewRef(hit);
-            else if (PyErr_Occurred())
-                status = -1;
-            else if (ARG(op, 4) == Py_None)
-                status = 0;
-            else {
-                out = PyObject_CallOneArg(ARG(op, 4), v);
-                status = out == NULL ? -1 : 1;
-            }
-            break;
-        }
-        case OP_DATETIME:
-            status = op_datetime(c, regs, &out);
-            break;
-        case OP_DECIMAL:
-            status = op_decimal(self, c, regs, &out);
-            break;
-        case OP_SIGN:
-            status = op_sign(self, c, regs, &out);
-            break;
-        case OP_MONEY:
-            status = op_money(self, c, regs, &out);
-            break;
-        case OP_REQUIRE:
-            if (regs[c->a] == Py_None)
-                status = 0;
-            continue;
-        case OP_DEFAULT:
-            if (regs[c->a] == Py_None)
-                Py_SETREF(regs[c->a], Py_NewRef(ARG(op, 3)));
-            continue;
-        case OP_CHECK: {
-            unsigned long bit = (unsigned long)c->b;
-            if (bit && regs[c->a] == Py_None) {
-                Py_SETREF(regs[c->a], Py_NewRef(ARG(op, 5)));
-                continue;
-            }
-            status = check_value(ARG(op, 3), &regs[c->a]);
-            mask |= bit;
-            continue;
-        }
-        case OP_BUILD:
-            status = op_build(c, regs, &out, mask);
-            break;
-        default:
-            PyErr_Format(PyExc_ValueError, "row program: unknown op %d", c->code);
-            status = -1;
-        }
-        if (status == 1 && out != NULL)
-            Py_XSETREF(regs[c->dst], out);
+        else if (v == Py_None)
+            out = Py_NewRef(Py_None);
         else
-            Py_XDECREF(out);
+            status = 0;
+        break;
     }
-    if (status == 1) {
-        *result = regs[self->result_reg];
-        regs[self->result_reg] = NULL;
-        if (*result == NULL) {
-            PyErr_SetString(PyExc_ValueError, "row program: no result");
+    case OP_NULLIF: {
+        PyObject *v = regs[c->a];
+        int hit = PySet_Contains(ARG(op, 3), v);
+        if (hit < 0)
             status = -1;
+        else
+            out = Py_NewRef(hit ? Py_None : v);
+        break;
+    }
+    case OP_INTDIGITS: {
+        PyObject *v = regs[c->a];
+        if (PyLong_CheckExact(v) || v == Py_None)
+            out = Py_NewRef(v);
+        else if (PyUnicode_CheckExact(v) && is_ascii_digits(v)) {
+            out = PyLong_FromUnicodeObject(v, 10);
+            status = out == NULL ? -1 : 1;
+        }
+        else
+            status = 0;
+        break;
+    }
+    case OP_CONCAT: {
+        PyObject *srcs = ARG(op, 3);
+        Py_ssize_t n = PyTuple_GET_SIZE(srcs);
+        PyObject *parts = PyList_New(n);
+        if (parts == NULL) {
+            status = -1;
+            break;
+        }
+        for (Py_ssize_t i = 0; i < n && status == 1; i++) {
+            PyObject *v = regs[c->list[i]];
+            if (PyUnicode_CheckExact(v))
+                PyList_SET_ITEM(parts, i, Py_NewRef(v));
+            else if (PyLong_CheckExact(v)) {
+                PyObject *s = PyObject_Str(v);
+                if (s == NULL)
+                    status = -1;
+                else
+                    PyList_SET_ITEM(parts, i, s);
+            }
+            else
+                status = 0;
+        }
+        if (status == 1) {
+            out = PyUnicode_Join(ARG(op, 2), parts);
+            status = out == NULL ? -1 : 1;
+        }
+        Py_DECREF(parts);
+        break;
+    }
+    case OP_LOOKUP: {
+        PyObject *v = regs[c->a];
+        if (v == Py_None) {
+            out = Py_NewRef(Py_None);
+            break;
+        }
+        PyObject *hit = PyDict_GetItemWithError(ARG(op, 3), v);
+        if (hit != NULL)
+            out = Py_NewRef(hit);
+        else if (PyErr_Occurred())
+            status = -1;
+        else if (ARG(op, 4) == Py_None)
+            status = 0;
+        else {
+            out = PyObject_CallOneArg(ARG(op, 4), v);
+            status = out == NULL ? -1 : 1;
+        }
+        break;
+    }
+    case OP_DATETIME:
+        status = op_datetime(c, regs, &out);
+        break;
+    case OP_DECIMAL:
+        status = op_decimal(self, c, regs, meta, &out);
+        break;
+    case OP_SIGN:
+        status = op_sign(c, regs, meta, &out);
+        break;
+    case OP_MONEY:
+        status = op_money(c, regs, meta, &out);
+        break;
+    case OP_REQUIRE:
+        if (regs[c->a] == Py_None)
+            status = 0;
+        return status;
+    case OP_DEFAULT:
+        if (regs[c->a] == Py_None)
+            Py_SETREF(regs[c->a], Py_NewRef(ARG(op, 3)));
+        return status;
+    case OP_CHECK: {
+        unsigned long bit = (unsigned long)c->b;
+        if (bit && regs[c->a] == Py_None) {
+            Py_SETREF(regs[c->a], Py_NewRef(ARG(op, 5)));
+            return status;
+        }
+        status = check_value(ARG(op, 3), &regs[c->a]);
+        *mask |= bit;
+        return status;
+    }
+    case OP_BUILD:
+        status = op_build(c, regs, &out, *mask);
+        break;
+    default:
+        PyErr_Format(PyExc_ValueError, "row program: unknown op %d", c->code);
+        status = -1;
+    }
+    if (status == 1 && out != NULL)
+        Py_XSETREF(regs[c->dst], out);
+    else
+        Py_XDECREF(out);
+    return status;
+}
+
+/* Rows run op by op over a block (each op's code stays hot in the instruction cache, as does the
+ * interpreter for the model validators, which run as a last phase): results[r] is row r's object
+ * or NULL (given up).  -1 only for MemoryError; any other exception gives its row up. */
+#define BLOCK 64
+
+static int
+run_block(Program *self, PyObject **rows, Py_ssize_t nrows, PyObject **regs, Meta *meta, PyObject **results)
+{
+    unsigned long masks[BLOCK];
+    signed char status[BLOCK];
+    Py_ssize_t nr = self->nregs;
+    int oom = 0;
+    memset(meta, 0, sizeof(Meta) * (size_t)(nr * nrows));
+    for (Py_ssize_t r = 0; r < nrows; r++) {
+        masks[r] = 0;
+        status[r] = 1;
+        results[r] = NULL;
+    }
+    for (Py_ssize_t k = 0; k < self->n && !oom; k++) {
+        Op *c = &self->code[k];
+        for (Py_ssize_t r = 0; r < nrows; r++) {
+            if (status[r] != 1)
+                continue;
+            int st = exec_op(self, c, rows[r], regs + r * nr, meta + r * nr, &masks[r]);
+            if (st < 0) {
+                /* a library raised where the generated function would too: it gives the answer */
+                if (PyErr_ExceptionMatches(PyExc_MemoryError)) {
+                    oom = 1;
+                    break;
+                }
+                PyErr_Clear();
+                st = 0;
+            }
+            status[r] = (signed char)st;
         }
     }
-    for (Py_ssize_t i = 0; i < self->nregs; i++)
-        Py_CLEAR(regs[i]);
-    if (status == -1) {
-        /* a library raised where the generated function would too: it gives the answer */
-        if (PyErr_ExceptionMatches(PyExc_MemoryError))
-            return -1;
-        PyErr_Clear();
-        status = 0;
+    PyObject *after = NULL;
+    if (!oom && self->n > 0 && self->code[self->n - 1].code == OP_BUILD)
+        after = ARG(self->code[self->n - 1].op, 6);
+    for (Py_ssize_t r = 0; r < nrows; r++) {
+        PyObject **rr = regs + r * nr;
+        if (!oom && status[r] == 1 && rr[self->result_reg] != NULL) {
+            PyObject *o = rr[self->result_reg];
+            rr[self->result_reg] = NULL;
+            for (Py_ssize_t i = 0; after != NULL && o != NULL && i < PyTuple_GET_SIZE(after); i++) {
+                PyObject *v = PyObject_CallOneArg(PyTuple_GET_ITEM(after, i), o);
+                Py_DECREF(o);
+                o = v;
+            }
+            if (o == NULL) {
+                if (PyErr_ExceptionMatches(PyExc_MemoryError))
+                    oom = 1;
+                else
+                    PyErr_Clear(); /* the validator refused: the generated Python reports it */
+            }
+            results[r] = o;
+        }
+        for (Py_ssize_t i = 0; i < nr; i++)
+            Py_CLEAR(rr[i]);
     }
-    return status;
+    if (oom) {
+        for (Py_ssize_t r = 0; r < nrows; r++)
+            Py_CLEAR(results[r]);
+        return -1;
+    }
+    return 0;
 }
 
 /* The decimal context's precision (Decimal(text) and quantize depend on it). */
@@ -775,34 +813,45 @@ Program_run(Program *self, PyObject *args)
         Py_DECREF(seq);
         return NULL;
     }
+    Py_ssize_t nr = self->nregs ? self->nregs : 1;
     PyObject *outlist = PyList_New(n);
-    PyObject **regs = PyMem_Calloc(self->nregs ? self->nregs : 1, sizeof(PyObject *));
-    if (outlist == NULL || regs == NULL) {
+    PyObject **regs = PyMem_Calloc((size_t)(nr * BLOCK), sizeof(PyObject *));
+    Meta *meta = PyMem_Calloc((size_t)(nr * BLOCK), sizeof(Meta));
+    PyObject *results[BLOCK];
+    if (outlist == NULL || regs == NULL || meta == NULL) {
         Py_XDECREF(outlist);
         PyMem_Free(regs);
+        PyMem_Free(meta);
         Py_DECREF(seq);
         return PyErr_NoMemory();
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *row = PySequence_Fast_GET_ITEM(seq, i);
-        PyObject *obj = NULL;
-        self->rows++;
-        int status = run_row(self, row, regs, &obj);
-        if (status < 0)
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t start = 0; start < n; start += BLOCK) {
+        Py_ssize_t nrows = n - start < BLOCK ? n - start : BLOCK;
+        if (run_block(self, items + start, nrows, regs, meta, results) < 0)
             goto fail;
-        if (status == 0) {
-            self->given_up++;
-            obj = PyObject_CallOneArg(fallback, row);
-            if (obj == NULL)
-                goto fail;
+        self->rows += nrows;
+        for (Py_ssize_t r = 0; r < nrows; r++) {
+            PyObject *obj = results[r];
+            if (obj == NULL) {
+                self->given_up++;
+                obj = PyObject_CallOneArg(fallback, items[start + r]);
+                if (obj == NULL) {
+                    for (Py_ssize_t q = r + 1; q < nrows; q++)
+                        Py_XDECREF(results[q]);
+                    goto fail;
+                }
+            }
+            PyList_SET_ITEM(outlist, start + r, obj);
         }
-        PyList_SET_ITEM(outlist, i, obj);
     }
     PyMem_Free(regs);
+    PyMem_Free(meta);
     Py_DECREF(seq);
     return outlist;
 fail:
     PyMem_Free(regs);
+    PyMem_Free(meta);
     Py_DECREF(seq);
     Py_DECREF(outlist);
     return NULL;
@@ -813,15 +862,21 @@ Program_one(Program *self, PyObject *row)
 {
     if (read_prec(self) < 0)
         return NULL;
-    PyObject **regs = PyMem_Calloc(self->nregs ? self->nregs : 1, sizeof(PyObject *));
-    if (regs == NULL)
+    Py_ssize_t nr = self->nregs ? self->nregs : 1;
+    PyObject **regs = PyMem_Calloc((size_t)nr, sizeof(PyObject *));
+    Meta *meta = PyMem_Calloc((size_t)nr, sizeof(Meta));
+    if (regs == NULL || meta == NULL) {
+        PyMem_Free(regs);
+        PyMem_Free(meta);
         return PyErr_NoMemory();
+    }
     PyObject *obj = NULL;
-    int status = run_row(self, row, regs, &obj);
+    int status = run_block(self, &row, 1, regs, meta, &obj);
     PyMem_Free(regs);
+    PyMem_Free(meta);
     if (status < 0)
         return NULL;
-    if (status == 0)
+    if (obj == NULL)
         Py_RETURN_NONE; /* gave up (a model instance is never None) */
     return obj;
 }
@@ -863,12 +918,7 @@ Program_init(Program *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     static const Py_ssize_t arity[] = {3, 3, 4, 4, 3, 4, 5, 7, 6, 6, 11, 3, 4, 6, 7};
-    Meta *meta = PyMem_Calloc(nregs ? nregs : 1, sizeof(Meta));
-    if (meta == NULL) {
-        PyMem_Free(code);
-        PyErr_NoMemory();
-        return -1;
-    }
+
     for (Py_ssize_t k = 0; k < n; k++) {
         PyObject *op = PyTuple_GET_ITEM(ops, k);
         if (!PyTuple_Check(op) || PyTuple_GET_SIZE(op) < 2) {
@@ -936,6 +986,10 @@ Program_init(Program *self, PyObject *args, PyObject *kwds)
                 goto fail;
             }
         }
+        if (oc == OP_BUILD && (k != n - 1 || dst != result)) {
+            PyErr_Format(PyExc_ValueError, "Program: op %zd: a build must be the last op and give the result", k);
+            goto fail;
+        }
         if (oc == OP_BUILD) {
             if (!PyType_Check(ARG(op, 2)) || !PyTuple_Check(ARG(op, 3)) || !PyTuple_Check(ARG(op, 5)) ||
                 !PyTuple_Check(ARG(op, 6)) || PyTuple_GET_SIZE(ARG(op, 3)) != PyTuple_GET_SIZE(ARG(op, 4))) {
@@ -981,11 +1035,9 @@ Program_init(Program *self, PyObject *args, PyObject *kwds)
     self->n = n;
     self->nregs = nregs;
     self->result_reg = result;
-    self->meta = meta;
     return 0;
 fail:
     free_code(code, n);
-    PyMem_Free(meta);
     return -1;
 }
 
@@ -995,7 +1047,6 @@ Program_dealloc(Program *self)
     PyObject_GC_UnTrack(self);
     Py_CLEAR(self->ops);
     free_code(self->code, self->n);
-    PyMem_Free(self->meta);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1012,8 +1063,6 @@ Program_clear(Program *self)
     Py_CLEAR(self->ops);
     free_code(self->code, self->n);
     self->code = NULL;
-    PyMem_Free(self->meta);
-    self->meta = NULL;
     self->n = 0;
     return 0;
 }
