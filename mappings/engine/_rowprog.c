@@ -60,6 +60,7 @@ typedef struct {
     int dst;
     long a, b;    /* the op's register (or index / side) arguments, decoded once */
     long *list;   /* CONCAT, BUILD: the registers of the tuple argument, decoded once */
+    PyObject *memo_in, *memo_out; /* STRIP: the last text it had to cut, and the cut (owned) */
     PyObject *op; /* the op tuple (borrowed from the program tuple) */
 } Op;
 
@@ -472,6 +473,7 @@ op_decimal(Program *self, Op *c, PyObject **regs, Meta *meta, PyObject **out)
 {
     PyObject *op = c->op;
     PyObject *v = regs[c->a];
+    meta[c->dst].known = 0;
     if (v == Py_None) {
         *out = Py_NewRef(Py_None);
         return 1;
@@ -512,6 +514,7 @@ op_sign(Op *c, PyObject **regs, Meta *meta, PyObject **out)
     PyObject *op = c->op;
     PyObject *v = regs[c->a];
     PyObject *ind = regs[c->b];
+    meta[c->dst].known = 0;
     if ((PyObject *)Py_TYPE(v) == s_decimal_type && PyUnicode_CheckExact(ind)) {
         int neg = PyObject_RichCompareBool(v, s_zero, Py_LT);
         if (neg != 0)
@@ -593,8 +596,20 @@ exec_op(Program *self, Op *c, PyObject *row, PyObject **regs, Meta *meta, unsign
     case OP_STRIP: {
         PyObject *v = regs[c->a];
         if (PyUnicode_CheckExact(v)) {
+            /* the same padded text as the row before (a key on every row of a page): the same cut */
+            PyObject *in = c->memo_in;
+            if (in != NULL && PyUnicode_GET_LENGTH(in) == PyUnicode_GET_LENGTH(v) &&
+                PyUnicode_KIND(in) == PyUnicode_KIND(v) &&
+                memcmp(PyUnicode_DATA(in), PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v) * PyUnicode_KIND(v)) == 0) {
+                out = Py_NewRef(c->memo_out);
+                break;
+            }
             out = strip_text(v, c->b);
             status = out == NULL ? -1 : 1;
+            if (out != NULL && out != v) {
+                Py_XSETREF(c->memo_in, Py_NewRef(v));
+                Py_XSETREF(c->memo_out, Py_NewRef(out));
+            }
         }
         else if (v == Py_None)
             out = Py_NewRef(Py_None);
@@ -727,7 +742,8 @@ run_block(Program *self, PyObject **rows, Py_ssize_t nrows, PyObject **regs, Met
     signed char status[BLOCK];
     Py_ssize_t nr = self->nregs;
     int oom = 0;
-    memset(meta, 0, sizeof(Meta) * (size_t)(nr * nrows));
+    /* no reset of meta: a register's one writer op (DECIMAL, SIGN) writes its meta on every row
+     * before any reader runs; other registers' meta stay zero from the allocation */
     for (Py_ssize_t r = 0; r < nrows; r++) {
         masks[r] = 0;
         status[r] = 1;
@@ -886,8 +902,11 @@ free_code(Op *code, Py_ssize_t n)
 {
     if (code == NULL)
         return;
-    for (Py_ssize_t k = 0; k < n; k++)
+    for (Py_ssize_t k = 0; k < n; k++) {
         PyMem_Free(code[k].list);
+        Py_CLEAR(code[k].memo_in);
+        Py_CLEAR(code[k].memo_out);
+    }
     PyMem_Free(code);
 }
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 import pyodbc
 import pytest
 from hypothesis import HealthCheck, given, settings
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from adapters.odbc import SQL_HISTORY, OdbcCore, OdbcSettings
 from canonical.models import Transaction
@@ -219,3 +220,49 @@ def test_the_adapter_setting_chooses_the_path(registry, ledger, cursor):
     assert len(pages[True].items) > 10
     for g, w in zip(pages[True].items, pages[False].items, strict=True):
         assert_same(g, w)
+
+
+def test_bad_rows_at_block_edges_go_to_the_python_alone(txnhist):
+    """Programs run 64 rows at a time, op by op: a row given up anywhere leaves its neighbours built."""
+    good = [row_of(ex.input) for ex in txnhist.spec.examples]
+    rows = [good[i % len(good)] for i in range(200)]
+    odd = row_of({**txnhist.spec.examples[0].input, "DR_CR_IND": "D "})  # the closures strip it: valid
+    for i in (0, 63, 64, 127, 128, 199):
+        rows[i] = odd
+    program = txnhist.row_program(COLUMNS)
+    before = program.given_up, program.rows
+    got = txnhist.row_reader(COLUMNS)(rows)
+    assert (program.given_up - before[0], program.rows - before[1]) == (6, 200)
+    want = txnhist.row_reader(COLUMNS, native=False)(rows)
+    for g, w in zip(got, want, strict=True):
+        assert_same(g, w)
+    bad = list(rows)
+    bad[130] = row_of({**txnhist.spec.examples[0].input, "TXN_AMT": "1.005"})
+    assert_same(outcome(txnhist.row_reader(COLUMNS), bad), outcome(txnhist.row_reader(COLUMNS, native=False), bad))
+
+
+class _Checked(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    x: str
+
+    @model_validator(mode="after")
+    def _refuse_bad(self):
+        if self.x == "bad":
+            raise ValueError("bad")
+        return self
+
+
+def test_model_validators_run_last_and_may_refuse():
+    after = _Checked.__pydantic_decorators__.model_validators["_refuse_bad"].func
+    program = native._rowprog.Program(
+        ((native.LOAD, 0, 0), (native.BUILD, 1, _Checked, ("x",), (0,), (frozenset({"x"}),), (after,))), 2, 1)
+    rows = [("ok",), ("bad",), ("fine",)] * 50
+    out = program.run(rows, lambda row: ("fallback", row))
+    assert len(out) == 150
+    for row, got in zip(rows, out, strict=True):
+        if row == ("bad",):
+            assert got == ("fallback", row)
+        else:
+            want = _Checked(x=row[0])
+            assert type(got) is _Checked and got == want and got.__pydantic_fields_set__ == {"x"}
+    assert program.one(("bad",)) is None
