@@ -83,7 +83,6 @@ typedef struct {
     Py_ssize_t result_reg;
     Py_ssize_t rows;     /* rows read through run() (for tests and the benchmark) */
     Py_ssize_t given_up; /* of those, rows handed to the fallback */
-    Py_ssize_t prec;     /* the decimal context's precision, read once per run() */
 } Program;
 
 /* module state (single phase init: one interpreter) */
@@ -469,7 +468,7 @@ datetime_of(PyObject *d, PyObject *raw, PyObject *tz, PyObject **out)
 }
 
 static int
-op_decimal(Program *self, Op *c, PyObject **regs, Meta *meta, PyObject **out)
+op_decimal(Py_ssize_t prec, Op *c, PyObject **regs, Meta *meta, PyObject **out)
 {
     PyObject *op = c->op;
     PyObject *v = regs[c->a];
@@ -484,7 +483,7 @@ op_decimal(Program *self, Op *c, PyObject **regs, Meta *meta, PyObject **out)
         if (d == NULL)
             return -1;
         /* canonical text with the scale's places: Decimal(text) is its own quantize */
-        if (ARG(op, 3) == s_decimal_type && c->b >= 0 && canonical_decimal(v, (int)c->b, self->prec, &meta[c->dst])) {
+        if (ARG(op, 3) == s_decimal_type && c->b >= 0 && canonical_decimal(v, (int)c->b, prec, &meta[c->dst])) {
             *out = d;
             return 1;
         }
@@ -580,7 +579,7 @@ op_build(Op *c, PyObject **regs, PyObject **out, unsigned long mask)
 
 /* One op on one row's registers: 1 done, 0 give the row up, -1 error (exception set). */
 static inline int
-exec_op(Program *self, Op *c, PyObject *row, PyObject **regs, Meta *meta, unsigned long *mask)
+exec_op(Py_ssize_t prec, Op *c, PyObject *row, PyObject **regs, Meta *meta, unsigned long *mask)
 {
     int status = 1;
     PyObject *op = c->op;
@@ -690,7 +689,7 @@ exec_op(Program *self, Op *c, PyObject *row, PyObject **regs, Meta *meta, unsign
         status = op_datetime(c, regs, &out);
         break;
     case OP_DECIMAL:
-        status = op_decimal(self, c, regs, meta, &out);
+        status = op_decimal(prec, c, regs, meta, &out);
         break;
     case OP_SIGN:
         status = op_sign(c, regs, meta, &out);
@@ -736,7 +735,8 @@ exec_op(Program *self, Op *c, PyObject *row, PyObject **regs, Meta *meta, unsign
 #define BLOCK 64
 
 static int
-run_block(Program *self, PyObject **rows, Py_ssize_t nrows, PyObject **regs, Meta *meta, PyObject **results)
+run_block(Program *self, Py_ssize_t prec, PyObject **rows, Py_ssize_t nrows, PyObject **regs, Meta *meta,
+          PyObject **results)
 {
     unsigned long masks[BLOCK];
     signed char status[BLOCK];
@@ -754,7 +754,7 @@ run_block(Program *self, PyObject **rows, Py_ssize_t nrows, PyObject **regs, Met
         for (Py_ssize_t r = 0; r < nrows; r++) {
             if (status[r] != 1)
                 continue;
-            int st = exec_op(self, c, rows[r], regs + r * nr, meta + r * nr, &masks[r]);
+            int st = exec_op(prec, c, rows[r], regs + r * nr, meta + r * nr, &masks[r]);
             if (st < 0) {
                 /* a library raised where the generated function would too: it gives the answer */
                 if (PyErr_ExceptionMatches(PyExc_MemoryError)) {
@@ -799,9 +799,9 @@ run_block(Program *self, PyObject **rows, Py_ssize_t nrows, PyObject **regs, Met
     return 0;
 }
 
-/* The decimal context's precision (Decimal(text) and quantize depend on it). */
-static int
-read_prec(Program *self)
+/* The calling thread's decimal context precision (Decimal(text) and quantize depend on it), or -1. */
+static Py_ssize_t
+read_prec(void)
 {
     PyObject *ctx = PyObject_CallNoArgs(s_getcontext);
     if (ctx == NULL)
@@ -810,9 +810,9 @@ read_prec(Program *self)
     Py_DECREF(ctx);
     if (prec == NULL)
         return -1;
-    self->prec = PyLong_AsSsize_t(prec);
+    Py_ssize_t p = PyLong_AsSsize_t(prec);
     Py_DECREF(prec);
-    return self->prec == -1 && PyErr_Occurred() ? -1 : 0;
+    return p;
 }
 
 static PyObject *
@@ -825,7 +825,8 @@ Program_run(Program *self, PyObject *args)
     if (seq == NULL)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    if (read_prec(self) < 0) {
+    Py_ssize_t prec = read_prec();
+    if (prec < 0) {
         Py_DECREF(seq);
         return NULL;
     }
@@ -844,7 +845,7 @@ Program_run(Program *self, PyObject *args)
     PyObject **items = PySequence_Fast_ITEMS(seq);
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         Py_ssize_t nrows = n - start < BLOCK ? n - start : BLOCK;
-        if (run_block(self, items + start, nrows, regs, meta, results) < 0)
+        if (run_block(self, prec, items + start, nrows, regs, meta, results) < 0)
             goto fail;
         self->rows += nrows;
         for (Py_ssize_t r = 0; r < nrows; r++) {
@@ -876,7 +877,8 @@ fail:
 static PyObject *
 Program_one(Program *self, PyObject *row)
 {
-    if (read_prec(self) < 0)
+    Py_ssize_t prec = read_prec();
+    if (prec < 0)
         return NULL;
     Py_ssize_t nr = self->nregs ? self->nregs : 1;
     PyObject **regs = PyMem_Calloc((size_t)nr, sizeof(PyObject *));
@@ -887,7 +889,7 @@ Program_one(Program *self, PyObject *row)
         return PyErr_NoMemory();
     }
     PyObject *obj = NULL;
-    int status = run_block(self, &row, 1, regs, meta, &obj);
+    int status = run_block(self, prec, &row, 1, regs, meta, &obj);
     PyMem_Free(regs);
     PyMem_Free(meta);
     if (status < 0)

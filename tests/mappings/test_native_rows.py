@@ -266,3 +266,39 @@ def test_model_validators_run_last_and_may_refuse():
             want = _Checked(x=row[0])
             assert type(got) is _Checked and got == want and got.__pydantic_fields_set__ == {"x"}
     assert program.one(("bad",)) is None
+
+
+def test_threads_with_their_own_decimal_contexts_share_a_program(txnhist):
+    """The ODBC adapter maps pages on its pool's threads: one program, each run with its caller's context."""
+    import threading
+
+    big = {**txnhist.spec.examples[0].input, "TXN_AMT": "123456.78"}  # 8 digits: refused under prec=6
+    rows = [row_of(ex.input) for ex in txnhist.spec.examples] * 30 + [row_of(big)]
+    reader = txnhist.row_reader(COLUMNS)
+    wants = {}
+    for prec in (28, 6):
+        with decimal.localcontext(prec=prec):
+            wants[prec] = outcome(txnhist.row_reader(COLUMNS, native=False), rows)
+    assert isinstance(wants[6], tuple) and not isinstance(wants[28], tuple)
+    failures = []
+
+    def work(prec):
+        with decimal.localcontext(prec=prec):
+            for _ in range(30):
+                got = outcome(reader, rows)
+                try:
+                    if isinstance(wants[prec], tuple):
+                        assert got == wants[prec]
+                    else:
+                        for g, w in zip(got, wants[prec], strict=True):
+                            assert_same(g, w)
+                except AssertionError as exc:  # pragma: no cover - reported below
+                    failures.append((prec, exc))
+                    return
+
+    threads = [threading.Thread(target=work, args=(p,)) for p in (28, 6, 28, 6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
