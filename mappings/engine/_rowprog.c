@@ -332,7 +332,7 @@ op_money(Op *c, PyObject **regs, Meta *meta, PyObject **out)
             PyObject *units = PyDict_GetItemWithError(ARG(op, 10), cur);
             if (units == NULL && PyErr_Occurred())
                 goto error;
-            if (units != NULL && PyLong_AsLong(units) == m->scale) {
+            if (units != NULL && PyLong_CheckExact(units) && PyLong_AsLong(units) == m->scale) {
                 q = Py_NewRef(amount);
                 fast = 1;
             }
@@ -341,6 +341,7 @@ op_money(Op *c, PyObject **regs, Meta *meta, PyObject **out)
             quantum = PyDict_GetItemWithError(quantum_of, cur);
             if (quantum == NULL && PyErr_Occurred())
                 goto error;
+            Py_XINCREF(quantum);
         }
     }
     if (!fast && quantum != NULL) {
@@ -389,14 +390,17 @@ op_money(Op *c, PyObject **regs, Meta *meta, PyObject **out)
         Py_DECREF(fs);
         Py_DECREF(q);
         Py_DECREF(cur);
+        Py_XDECREF(quantum);
         return *out == NULL ? -1 : 1;
     }
     Py_XDECREF(q);
+    Py_XDECREF(quantum);
     *out = PyObject_CallFunctionObjArgs(of, amount, cur, NULL);
     Py_DECREF(cur);
     return *out == NULL ? -1 : 1;
 error:
     Py_XDECREF(q);
+    Py_XDECREF(quantum);
     Py_DECREF(cur);
     return -1;
 }
@@ -899,6 +903,41 @@ Program_one(Program *self, PyObject *row)
     return obj;
 }
 
+/* A check's shape (kinds and sizes, nested checks too), once at construction: 0 ok, -1 error. */
+static int
+validate_check(PyObject *check, int depth)
+{
+    static const Py_ssize_t size[] = {0, 5, 2, 2, 2, 3, 3, 2};
+    if (depth > 16 || !PyTuple_Check(check) || PyTuple_GET_SIZE(check) < 1 || !PyLong_Check(ARG(check, 0)))
+        goto bad;
+    long kind = PyLong_AsLong(ARG(check, 0));
+    if (kind < CK_STR || kind > CK_ISINSTANCE || PyTuple_GET_SIZE(check) != size[kind])
+        goto bad;
+    switch (kind) {
+    case CK_STR:
+        for (int i = 1; i <= 2; i++)
+            if (ARG(check, i) != Py_None && !PyLong_Check(ARG(check, i)))
+                goto bad;
+        if (ARG(check, 4) != Py_None && (!PyAnySet_Check(ARG(check, 3)) || !PyCallable_Check(ARG(check, 4))))
+            goto bad;
+        return 0;
+    case CK_NULLABLE:
+        return validate_check(ARG(check, 1), depth + 1);
+    case CK_ENUM:
+        if (!PyDict_Check(ARG(check, 2)))
+            goto bad;
+        return 0;
+    case CK_ALL:
+        return validate_check(ARG(check, 1), depth + 1) < 0 ? -1 : validate_check(ARG(check, 2), depth + 1);
+    default:
+        return 0;
+    }
+bad:
+    if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "Program: a malformed check");
+    return -1;
+}
+
 static void
 free_code(Op *code, Py_ssize_t n)
 {
@@ -1032,6 +1071,17 @@ Program_init(Program *self, PyObject *args, PyObject *kwds)
             (oc == OP_DATETIME && !PyCallable_Check(ARG(op, 6))) ||
             (oc == OP_LOOKUP && ARG(op, 4) != Py_None && !PyCallable_Check(ARG(op, 4)))) {
             PyErr_Format(PyExc_ValueError, "Program: op %zd: bad argument types", k);
+            goto fail;
+        }
+        if (oc == OP_CHECK && validate_check(ARG(op, 3), 0) < 0)
+            goto fail;
+        if (oc == OP_DECIMAL && (!PyLong_Check(ARG(op, 5)) || PyLong_AsLong(ARG(op, 5)) < -1 ||
+                                 PyLong_AsLong(ARG(op, 5)) > 1000)) {
+            PyErr_Format(PyExc_ValueError, "Program: op %zd: a decimal scale is -1 (unknown) to 1000", k);
+            goto fail;
+        }
+        if (oc == OP_MONEY && (!PyLong_Check(ARG(op, 7)) || !PyCallable_Check(ARG(op, 5)))) {
+            PyErr_Format(PyExc_ValueError, "Program: op %zd: bad money arguments", k);
             goto fail;
         }
         code[k].code = (int)oc;

@@ -199,6 +199,11 @@ def test_malformed_programs_are_refused():
         Program(((native.LOAD, 0, 0), (native.STRIP, 1, 0, 9)), 2, 1)
     with pytest.raises(TypeError, match="not a pydantic model"):
         Program(((native.BUILD, 0, dict, (), (), (frozenset(),), ()),), 1, 0)
+    for check in ((99,), (1, None), (2, (3,)), (5, object, []), (6, (3, int)), "str"):
+        with pytest.raises(ValueError, match="malformed check"):
+            Program(((native.LOAD, 0, 0), (native.CHECK, 0, 0, check, 0, None)), 1, 0)
+    with pytest.raises(ValueError, match="decimal scale"):
+        Program(((native.LOAD, 0, 0), (native.DECIMAL, 1, 0, Decimal, Decimal("0.01"), 5000)), 2, 1)
     with pytest.raises(ValueError, match="bad argument types"):
         Program(((native.LOAD, 0, 0), (native.LOOKUP, 1, 0, [], None)), 2, 1)
 
