@@ -69,8 +69,10 @@ typedef struct {
 typedef struct {
     char known;
     char nonzero;
+    char negative;
     int scale;
     int int_digits; /* significant digits before the point */
+    PyObject *text; /* INTDIGITS: the digits it read, when they are str(int) (borrowed, for the row) */
 } Meta;
 
 typedef struct {
@@ -163,10 +165,28 @@ strip_text(PyObject *s, long side)
     return PyUnicode_Substring(s, i, j);
 }
 
-/* s is "-?[0-9]+(.[0-9]{scale})?" exactly (no point when scale is 0), at most prec digits:
- * fill *m and return 1; else 0. */
+/* The same text as a memo's input (exact str, same characters): the same answer as then. */
+static inline int
+same_text(PyObject *memo, PyObject *v)
+{
+    return memo != NULL && PyUnicode_GET_LENGTH(memo) == PyUnicode_GET_LENGTH(v) &&
+           PyUnicode_KIND(memo) == PyUnicode_KIND(v) &&
+           memcmp(PyUnicode_DATA(memo), PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v) * PyUnicode_KIND(v)) == 0;
+}
+
+static inline void
+remember(Op *c, PyObject *in, PyObject *out)
+{
+    Py_XSETREF(c->memo_in, Py_NewRef(in));
+    Py_XSETREF(c->memo_out, Py_NewRef(out));
+}
+
+/* s is "-?[0-9]+(.[0-9]{0,scale})?" (at most scale decimals; SQLite gives 5419.3 for 5419.30) with
+ * at most prec digits once padded to scale decimals: fill *m, set *pad to the zeros (and *point to
+ * whether a "." is needed first) that make it the text of Decimal(s).quantize(10**-scale), return 1;
+ * else 0. */
 static int
-canonical_decimal(PyObject *s, int scale, Py_ssize_t prec, Meta *m)
+canonical_decimal(PyObject *s, int scale, Py_ssize_t prec, Meta *m, int *pad, int *point)
 {
     if (!PyUnicode_IS_ASCII(s))
         return 0;
@@ -186,23 +206,31 @@ canonical_decimal(PyObject *s, int scale, Py_ssize_t prec, Meta *m)
         return 0;
     nonzero = lead >= 0;
     int int_digits = lead >= 0 ? (int)(i - lead) : 0;
-    if (scale > 0) {
-        if (i >= n || p[i] != '.')
+    Py_ssize_t frac = 0;
+    *point = 1;
+    if (i < n && p[i] == '.') {
+        if (scale == 0)
             return 0;
         i++;
+        *point = 0;
         Py_ssize_t f = i;
         while (i < n && p[i] >= '0' && p[i] <= '9') {
             if (p[i] != '0')
                 nonzero = 1;
             i++;
         }
-        if (i - f != scale)
+        frac = i - f;
+        if (frac == 0 || frac > scale)
             return 0;
     }
     if (i != n || int_len + scale > prec)
         return 0;
+    *pad = (int)(scale - frac);
+    if (scale == 0)
+        *point = 0;
     m->known = 1;
     m->nonzero = (char)nonzero;
+    m->negative = (char)(nonzero && p[0] == '-');
     m->scale = scale;
     m->int_digits = int_digits;
     return 1;
@@ -416,15 +444,23 @@ op_datetime(Op *c, PyObject **regs, PyObject **out)
         *out = Py_NewRef(Py_None);
         return 1;
     }
-    PyObject *d = PyDict_GetItemWithError(ARG(op, 4), v);
-    if (d != NULL)
-        Py_INCREF(d);
-    else if (PyErr_Occurred())
-        return -1;
+    int text = PyUnicode_CheckExact(v);
+    PyObject *d;
+    if (text && same_text(c->memo_in, v))
+        d = Py_NewRef(c->memo_out); /* the row before's date */
     else {
-        d = PyObject_CallOneArg(ARG(op, 6), v); /* the parser (it caches what it parses) */
-        if (d == NULL)
+        d = PyDict_GetItemWithError(ARG(op, 4), v);
+        if (d != NULL)
+            Py_INCREF(d);
+        else if (PyErr_Occurred())
             return -1;
+        else {
+            d = PyObject_CallOneArg(ARG(op, 6), v); /* the parser (it caches what it parses) */
+            if (d == NULL)
+                return -1;
+        }
+        if (text)
+            remember(c, v, d);
     }
     int r = datetime_of(d, regs[c->b], ARG(op, 5), out);
     Py_DECREF(d);
@@ -482,15 +518,33 @@ op_decimal(Py_ssize_t prec, Op *c, PyObject **regs, Meta *meta, PyObject **out)
         return 1;
     }
     PyObject *d;
+    int pad = 0, point = 0;
+    if (PyUnicode_CheckExact(v) && ARG(op, 3) == s_decimal_type && c->b >= 0 &&
+        canonical_decimal(v, (int)c->b, prec, &meta[c->dst], &pad, &point)) {
+        /* plain digits with at most the scale's places: Decimal of the text padded to those places
+         * is Decimal(text).quantize(quantum), the same coefficient and exponent */
+        PyObject *text = v;
+        if (pad > 0 || point) {
+            Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+            text = PyUnicode_New(n + point + pad, 127);
+            if (text == NULL)
+                return -1;
+            Py_UCS1 *t = PyUnicode_1BYTE_DATA(text);
+            memcpy(t, PyUnicode_1BYTE_DATA(v), (size_t)n);
+            if (point)
+                t[n++] = '.';
+            memset(t + n, '0', (size_t)pad);
+        }
+        else
+            Py_INCREF(text);
+        *out = PyObject_CallOneArg(s_decimal_type, text);
+        Py_DECREF(text);
+        return *out == NULL ? -1 : 1;
+    }
     if (PyUnicode_CheckExact(v)) {
         d = PyObject_CallOneArg(ARG(op, 3), v);
         if (d == NULL)
             return -1;
-        /* canonical text with the scale's places: Decimal(text) is its own quantize */
-        if (ARG(op, 3) == s_decimal_type && c->b >= 0 && canonical_decimal(v, (int)c->b, prec, &meta[c->dst])) {
-            *out = d;
-            return 1;
-        }
     }
     else if ((PyObject *)Py_TYPE(v) == s_decimal_type && ARG(op, 3) == s_decimal_type)
         d = Py_NewRef(v); /* psqlODBC's DECIMAL: the closure quantizes it alike */
@@ -519,7 +573,8 @@ op_sign(Op *c, PyObject **regs, Meta *meta, PyObject **out)
     PyObject *ind = regs[c->b];
     meta[c->dst].known = 0;
     if ((PyObject *)Py_TYPE(v) == s_decimal_type && PyUnicode_CheckExact(ind)) {
-        int neg = PyObject_RichCompareBool(v, s_zero, Py_LT);
+        /* v < 0, read off the text it was made from where an op knows it */
+        int neg = meta[c->a].known ? meta[c->a].negative : PyObject_RichCompareBool(v, s_zero, Py_LT);
         if (neg != 0)
             return neg < 0 ? -1 : 0;
         int hit = PySet_Contains(ARG(op, 4), ind);
@@ -600,19 +655,14 @@ exec_op(Py_ssize_t prec, Op *c, PyObject *row, PyObject **regs, Meta *meta, unsi
         PyObject *v = regs[c->a];
         if (PyUnicode_CheckExact(v)) {
             /* the same padded text as the row before (a key on every row of a page): the same cut */
-            PyObject *in = c->memo_in;
-            if (in != NULL && PyUnicode_GET_LENGTH(in) == PyUnicode_GET_LENGTH(v) &&
-                PyUnicode_KIND(in) == PyUnicode_KIND(v) &&
-                memcmp(PyUnicode_DATA(in), PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v) * PyUnicode_KIND(v)) == 0) {
+            if (same_text(c->memo_in, v)) {
                 out = Py_NewRef(c->memo_out);
                 break;
             }
             out = strip_text(v, c->b);
             status = out == NULL ? -1 : 1;
-            if (out != NULL && out != v) {
-                Py_XSETREF(c->memo_in, Py_NewRef(v));
-                Py_XSETREF(c->memo_out, Py_NewRef(out));
-            }
+            if (out != NULL && out != v)
+                remember(c, v, out);
         }
         else if (v == Py_None)
             out = Py_NewRef(Py_None);
@@ -631,49 +681,88 @@ exec_op(Py_ssize_t prec, Op *c, PyObject *row, PyObject **regs, Meta *meta, unsi
     }
     case OP_INTDIGITS: {
         PyObject *v = regs[c->a];
+        meta[c->dst].text = NULL;
         if (PyLong_CheckExact(v) || v == Py_None)
             out = Py_NewRef(v);
         else if (PyUnicode_CheckExact(v) && is_ascii_digits(v)) {
             out = PyLong_FromUnicodeObject(v, 10);
             status = out == NULL ? -1 : 1;
+            if (PyUnicode_GET_LENGTH(v) == 1 || PyUnicode_1BYTE_DATA(v)[0] != '0')
+                meta[c->dst].text = v; /* str(int(v)) == v: a concat may take v as it is */
         }
         else
             status = 0;
         break;
     }
     case OP_CONCAT: {
-        PyObject *srcs = ARG(op, 3);
-        Py_ssize_t n = PyTuple_GET_SIZE(srcs);
-        PyObject *parts = PyList_New(n);
-        if (parts == NULL) {
-            status = -1;
+        /* sep.join(str(part)) for exact str / int parts (an int read from its digits: those digits) */
+        Py_ssize_t n = PyTuple_GET_SIZE(ARG(op, 3));
+        PyObject *sep = ARG(op, 2);
+        PyObject *parts[16];
+        char owned[16];
+        if (n > 16) {
+            status = 0;
             break;
         }
+        Py_ssize_t len = n > 1 ? PyUnicode_GET_LENGTH(sep) * (n - 1) : 0;
+        Py_UCS4 maxchar = n > 1 ? PyUnicode_MAX_CHAR_VALUE(sep) : 127;
+        Py_ssize_t got = 0;
         for (Py_ssize_t i = 0; i < n && status == 1; i++) {
             PyObject *v = regs[c->list[i]];
+            owned[i] = 0;
             if (PyUnicode_CheckExact(v))
-                PyList_SET_ITEM(parts, i, Py_NewRef(v));
+                parts[i] = v;
             else if (PyLong_CheckExact(v)) {
-                PyObject *s = PyObject_Str(v);
-                if (s == NULL)
-                    status = -1;
-                else
-                    PyList_SET_ITEM(parts, i, s);
+                if (meta[c->list[i]].text != NULL)
+                    parts[i] = meta[c->list[i]].text;
+                else {
+                    parts[i] = PyObject_Str(v);
+                    owned[i] = 1;
+                    if (parts[i] == NULL) {
+                        status = -1;
+                        break;
+                    }
+                }
             }
-            else
+            else {
                 status = 0;
+                break;
+            }
+            got = i + 1;
+            len += PyUnicode_GET_LENGTH(parts[i]);
+            if (PyUnicode_MAX_CHAR_VALUE(parts[i]) > maxchar)
+                maxchar = PyUnicode_MAX_CHAR_VALUE(parts[i]);
         }
         if (status == 1) {
-            out = PyUnicode_Join(ARG(op, 2), parts);
+            out = PyUnicode_New(len, maxchar);
+            Py_ssize_t pos = 0;
+            for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+                if (i > 0) {
+                    if (PyUnicode_CopyCharacters(out, pos, sep, 0, PyUnicode_GET_LENGTH(sep)) < 0)
+                        Py_CLEAR(out);
+                    pos += PyUnicode_GET_LENGTH(sep);
+                }
+                if (out != NULL && PyUnicode_CopyCharacters(out, pos, parts[i], 0, PyUnicode_GET_LENGTH(parts[i])) < 0)
+                    Py_CLEAR(out);
+                pos += PyUnicode_GET_LENGTH(parts[i]);
+            }
             status = out == NULL ? -1 : 1;
         }
-        Py_DECREF(parts);
+        for (Py_ssize_t i = 0; i < got; i++)
+            if (owned[i])
+                Py_DECREF(parts[i]);
         break;
     }
     case OP_LOOKUP: {
         PyObject *v = regs[c->a];
         if (v == Py_None) {
             out = Py_NewRef(Py_None);
+            break;
+        }
+        /* consecutive rows often carry the same code or date: the same entry as the row before */
+        int text = PyUnicode_CheckExact(v);
+        if (text && same_text(c->memo_in, v)) {
+            out = Py_NewRef(c->memo_out);
             break;
         }
         PyObject *hit = PyDict_GetItemWithError(ARG(op, 3), v);
@@ -687,6 +776,8 @@ exec_op(Py_ssize_t prec, Op *c, PyObject *row, PyObject **regs, Meta *meta, unsi
             out = PyObject_CallOneArg(ARG(op, 4), v);
             status = out == NULL ? -1 : 1;
         }
+        if (status == 1 && text)
+            remember(c, v, out);
         break;
     }
     case OP_DATETIME:
