@@ -29,9 +29,11 @@ in the instruction cache; the model validator runs as a last phase), and hands a
 the generated Python. The adapter without any mapping runs at ~0.98 of raw (pool, SQL, paging ~2%), so
 the ratio is the cost of the canonical objects: building them (~2.4 us a row here) and freeing the page
 before (~1.1 us) against pyodbc's ~6 us fetch. Counted with callgrind (instructions, which a busy
-machine cannot blur): raw fetch ~69k a row, the adapter ~100k (0.69); the generated Python alone was
-~64k a row for the mapping, the program is ~29k. Wall time runs below the instruction ratio: the
-objects' allocation misses the data cache (~470 D1 misses a row against the fetch's ~120).
+machine cannot blur): raw fetch ~69k a row, the adapter ~98.5k (0.70); the mapping was ~64k a row in
+the generated Python and is ~26k in the program (freeing the objects included). Wall time runs below
+the instruction ratio and moves with the machine: the objects' allocation misses the data cache
+(~470 D1 misses a row against the fetch's ~120), so a neighbour's memory traffic slows the adapter
+more than the fetch (today 0.55-0.63 across runs of this benchmark).
 """
 
 from __future__ import annotations
