@@ -1,7 +1,7 @@
 """Build of the optional C extension (mappings/engine/_rowprog.c); everything else is in pyproject.toml.
 
 Optional: where it cannot be compiled the install goes on and the mapping engine runs its generated
-Python, with the same results (`corebridge` logs which it uses). `make bootstrap` builds it in place.
+Python, with the same results (`mappings.engine.native.AVAILABLE` says which). `make bootstrap` builds it in place.
 """
 
 from setuptools import Extension, setup

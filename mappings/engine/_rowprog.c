@@ -4,8 +4,8 @@
  * Decimals) costs more in the interpreter than pyodbc's fetch of the row, however the Python is
  * arranged (mappings/engine/fastpath.py generates the best Python we found); the adapter's
  * throughput goal needs it well below that.  No library builds pydantic instances from database
- * rows, so this module is ours.  It is optional: without it (no compiler at install time,
- * COREBRIDGE_NATIVE_ROWS=0) the generated Python runs, with the same results.
+ * rows, so this module is ours.  It is optional: without it (no compiler at install time, or
+ * COREBRIDGE_BACKENDS__ODBC__NATIVE_ROWS=false) the generated Python runs, with the same results.
  *
  * The contract is the generated Python's (see mappings/engine/native.py, which compiles a
  * mapping into a program): a program either builds exactly the object the generated function

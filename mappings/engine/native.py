@@ -6,7 +6,7 @@ path; this module compiles the same rules into a program of the optional C exten
 a page in one call.  The contract is the generated function's: for every row the program either
 builds exactly the object the generated function builds, or gives the row up, and the row is read
 by the generated function (which answers or reports the precise error).  So the extension changes
-what a page costs, never what it gives: ``tests/unit/mappings/test_native_rows.py`` holds it to
+what a page costs, never what it gives: ``tests/mappings/test_native_rows.py`` holds it to
 that on the mock's ledger and on generated rows.
 
 Which mappings compile: every rule a plain column, a constant or ``parts`` joined by ``concat``,
