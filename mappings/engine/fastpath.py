@@ -31,7 +31,7 @@ from typing import Any
 from .paths import SourcePath, parse_source_path
 from .schema import UNSET
 
-__all__ = ["NoFastPath", "ReadGen", "put_nested"]
+__all__ = ["NoFastPath", "ReadGen", "fields_set_table", "put_nested"]
 
 
 class NoFastPath(Exception):
@@ -217,13 +217,11 @@ class ReadGen:
         """The model instance, as pydantic-core builds it, when every value passes its check."""
         plan = self.plan
         values = []
-        optional = [name for name, (_, always) in self.slots.items() if not always]
-        table = None
-        if optional and len(optional) <= 10:
+        optional, table = fields_set_table(self.slots)
+        if not optional:
+            table = None  # one fields set: a constant below
+        if table is not None:
             self.emit("m = 0")
-            base = frozenset(name for name, (_, always) in self.slots.items() if always)
-            table = tuple(base | {name for k, name in enumerate(optional) if mask >> k & 1}
-                          for mask in range(1 << len(optional)))
         elif optional:
             self.emit(f"fs = set({self.const(frozenset(n for n, (_, a) in self.slots.items() if a))})")
         for name, (_, required, default) in plan.fields.items():
@@ -344,6 +342,18 @@ def _promise(fns: list[Callable]) -> dict | None:
             return None
         passed_none = True
     return None
+
+
+def fields_set_table(slots: dict[str, tuple[Any, bool]]) -> tuple[list[str], tuple[frozenset, ...] | None]:
+    """The optional fields (slot -> (value, always set?)) and the fields set for each mask of them
+    (bit k: optional field k was given), or None past 10 optional fields (generated code then adds
+    to a set)."""
+    optional = [name for name, (_, always) in slots.items() if not always]
+    if len(optional) > 10:
+        return optional, None
+    base = frozenset(name for name, (_, always) in slots.items() if always)
+    return optional, tuple(base | {name for k, name in enumerate(optional) if mask >> k & 1}
+                           for mask in range(1 << len(optional)))
 
 
 def put_nested(out: dict, parts: tuple[str, ...], v: Any) -> None:

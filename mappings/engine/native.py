@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from canonical.currency import MINOR_UNITS
 from canonical.money import _QUANTUM_OF, MAX_INTEGER_DIGITS, Money
 
+from .fastpath import fields_set_table
 from .paths import parse_source_path
 from .schema import UNSET
 
@@ -152,12 +153,9 @@ class _Compiler:
     def construct(self) -> int:
         """As ReadGen.construct: the checks, the fields set by mask, the instance, the validators."""
         plan = self.plan
-        optional = [name for name, (_, always) in self.slots.items() if not always]
-        if len(optional) > 10:
+        optional, table = fields_set_table(self.slots)
+        if table is None:
             raise _NoProgram("more than 10 optional fields")
-        base = frozenset(name for name, (_, always) in self.slots.items() if always)
-        table = tuple(base | {name for k, name in enumerate(optional) if mask >> k & 1}
-                      for mask in range(1 << len(optional)))
         keys, srcs = [], []
         for name, (_, required, default) in plan.fields.items():
             keys.append(name)
