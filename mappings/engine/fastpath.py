@@ -31,7 +31,7 @@ from typing import Any
 from .paths import SourcePath, parse_source_path
 from .schema import UNSET
 
-__all__ = ["NoFastPath", "ReadGen", "fields_set_table", "put_nested"]
+__all__ = ["NoFastPath", "ReadGen", "fields_set_table", "plannable", "put_nested"]
 
 
 class NoFastPath(Exception):
@@ -54,7 +54,7 @@ class ReadGen:
         self.getter = getter  # SourcePath -> getter closure (r, c) -> value
         self.finish = finish  # the model's validator (dict -> object)
         # a canonical.builder.ModelPlan: build the object here instead of a dict for `finish`
-        self.plan = plan if plan is not None and self._plannable(plan) else None
+        self.plan = plan if plan is not None and plannable(specs, plan) else None
         #: with a plan: model field -> (variable, always set?)
         self.slots: dict[str, tuple[str, bool]] = {}
         self.promises: dict[str, dict | None] = {}
@@ -123,15 +123,6 @@ class ReadGen:
             self.emit(f"{v} = {self.const(fn)}({v}, None, None)", depth)
         else:
             raise NoFastPath("a transform that reads the record")
-
-    def _plannable(self, plan: Any) -> bool:
-        """Every rule sets a distinct top-level field of the model, every required field is set."""
-        names = [spec.dst[0] for spec in self.specs if len(spec.dst) == 1]
-        if len(names) != len(self.specs) or len(set(names)) != len(names):
-            return False
-        if any(name not in plan.fields for name in names):
-            return False
-        return all(name in names for name, (_, required, _) in plan.fields.items() if required)
 
     # -- rules ------------------------------------------------------------------------------------
     def rule(self, spec: Any) -> None:
@@ -342,6 +333,17 @@ def _promise(fns: list[Callable]) -> dict | None:
             return None
         passed_none = True
     return None
+
+
+def plannable(specs: list, plan: Any) -> bool:
+    """Whether generated code can build *plan*'s model from these rules: every rule sets a distinct
+    top-level field of the model, every required field is set."""
+    names = [spec.dst[0] for spec in specs if len(spec.dst) == 1]
+    if len(names) != len(specs) or len(set(names)) != len(names):
+        return False
+    if any(name not in plan.fields for name in names):
+        return False
+    return all(name in names for name, (_, required, _) in plan.fields.items() if required)
 
 
 def fields_set_table(slots: dict[str, tuple[Any, bool]]) -> tuple[list[str], tuple[frozenset, ...] | None]:

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from canonical.currency import MINOR_UNITS
 from canonical.money import _QUANTUM_OF, MAX_INTEGER_DIGITS, Money
 
-from .fastpath import fields_set_table
+from .fastpath import fields_set_table, plannable
 from .paths import parse_source_path
 from .schema import UNSET
 
@@ -177,12 +177,8 @@ class _Compiler:
     def compile(self) -> Any:
         if not self.plan.fields or not self.specs:
             raise _NoProgram("nothing to build")
-        names = [spec.dst[0] for spec in self.specs if len(spec.dst) == 1]
-        if len(names) != len(self.specs) or len(set(names)) != len(names):
-            raise _NoProgram("rules that are not distinct top-level fields")
-        if any(name not in self.plan.fields for name in names) or any(
-                required and name not in names for name, (_, required, _) in self.plan.fields.items()):
-            raise _NoProgram("rules that do not cover the model as ReadGen's plan needs")
+        if not plannable(self.specs, self.plan):
+            raise _NoProgram("rules that do not each set a distinct field, or leave a required one unset")
         for spec in self.specs:
             self.rule(spec)
         result = self.construct()
