@@ -38,6 +38,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import pyodbc
@@ -63,6 +64,8 @@ __all__ = [
 log = logging.getLogger("adapters.odbc")
 
 T = TypeVar("T")
+#: runs one statement with bound parameters on the call's connection and returns its cursor
+Execute = Callable[[str, tuple[Any, ...]], Any]
 
 # the mapping files, by name
 M_CUSTOMER = "odbc.custmast"
@@ -154,6 +157,8 @@ class OdbcSettings:
     * ``limit_syntax``: ``"limit"`` (``LIMIT ?``) or ``"fetch_first"`` (``FETCH FIRST ? ROWS ONLY``).
     * ``native_rows``: map rows with the mapping's C row program where the extension is built
       (:mod:`mappings.engine.native`: the same objects, about twice as fast); False: the generated Python.
+    * ``statement_cache``: prepared statements kept per connection (:mod:`adapters.odbc_pool`); 0: a new
+      cursor, prepared again, for every statement.
     """
 
     connection_string: str = field(repr=False)
@@ -166,6 +171,7 @@ class OdbcSettings:
     max_idle: float | None = 300.0
     limit_syntax: Literal["limit", "fetch_first"] = "limit"
     native_rows: bool = True
+    statement_cache: int = 16
 
     def __post_init__(self) -> None:
         compact = (self.connection_string or "").lower().replace(" ", "")
@@ -175,6 +181,8 @@ class OdbcSettings:
             raise ValueError("OdbcSettings.pool_size must be >= 1")
         if self.fetch_batch < 1:
             raise ValueError("OdbcSettings.fetch_batch must be >= 1")
+        if self.statement_cache < 0:
+            raise ValueError("OdbcSettings.statement_cache must be >= 0")
         for name in ("login_timeout", "query_timeout", "checkout_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"OdbcSettings.{name} must be > 0 seconds, got {getattr(self, name)!r}")
@@ -221,7 +229,7 @@ class OdbcCore:
         self.pool = OdbcPool(settings.connection_string, size=settings.pool_size,
                              login_timeout=settings.login_timeout, query_timeout=settings.query_timeout,
                              checkout_timeout=settings.checkout_timeout, max_idle=settings.max_idle,
-                             connect=connect)
+                             statement_cache=settings.statement_cache, connect=connect)
 
     def __repr__(self) -> str:
         return f"OdbcCore({redact(self.settings.connection_string)!r}, pool_size={self.settings.pool_size})"
@@ -229,7 +237,7 @@ class OdbcCore:
     # -- CustomerSource ----------------------------------------------------------------------------
     def customer(self, customer_id: str, *, timeout: float | None = None) -> Customer:
         key = self._key(customer_id, self._widths.cust_no)
-        row = self._run("customer", timeout, lambda cur: _one(cur, SQL_CUSTOMER, (key,)))
+        row = self._run("customer", timeout, lambda execute: _one(execute, SQL_CUSTOMER, (key,)))
         if row is None:
             raise RecordNotFound("no such customer", backend=BACKEND, operation="customer")
         return self._map("customer", M_CUSTOMER, row)
@@ -238,9 +246,9 @@ class OdbcCore:
     def accounts_of(self, customer_id: str, *, timeout: float | None = None) -> list[Account]:
         key = self._key(customer_id, self._widths.cust_no)
 
-        def body(cur: Any) -> _Rows | None:
-            found = _all(cur, SQL_ACCOUNTS_OF, (key,), self.settings.fetch_batch)
-            if not found.rows and _one(cur, SQL_CUSTOMER_EXISTS, (key,)) is None:
+        def body(execute: Execute) -> _Rows | None:
+            found = _all(execute, SQL_ACCOUNTS_OF, (key,), self.settings.fetch_batch)
+            if not found.rows and _one(execute, SQL_CUSTOMER_EXISTS, (key,)) is None:
                 return None
             return found
 
@@ -251,14 +259,14 @@ class OdbcCore:
 
     def account(self, account_id: str, *, timeout: float | None = None) -> Account:
         key = self._key(account_id, self._widths.acct_no)
-        row = self._run("account", timeout, lambda cur: _one(cur, SQL_ACCOUNT, (key,)))
+        row = self._run("account", timeout, lambda execute: _one(execute, SQL_ACCOUNT, (key,)))
         if row is None:
             raise RecordNotFound(f"no account {mask(account_id)}", backend=BACKEND, operation="account")
         return self._map("account", M_ACCOUNT, row)
 
     def balance(self, account_id: str, *, timeout: float | None = None) -> Balance:
         key = self._key(account_id, self._widths.acct_no)
-        row = self._run("balance", timeout, lambda cur: _one(cur, SQL_BALANCE, (key,)))
+        row = self._run("balance", timeout, lambda execute: _one(execute, SQL_BALANCE, (key,)))
         if row is None:
             raise RecordNotFound(f"no account {mask(account_id)}", backend=BACKEND, operation="balance")
         return self._map("balance", M_BALANCE, row)
@@ -275,9 +283,9 @@ class OdbcCore:
         key = self._key(account_id, self._widths.acct_no)
         batch = min(self.settings.fetch_batch, limit + 1)
 
-        def body(cur: Any) -> _Rows | None:
-            found = _all(cur, self._sql_history, (key, before, low, high, limit + 1), batch)
-            if not found.rows and _one(cur, SQL_ACCOUNT_EXISTS, (key,)) is None:
+        def body(execute: Execute) -> _Rows | None:
+            found = _all(execute, self._sql_history, (key, before, low, high, limit + 1), batch)
+            if not found.rows and _one(execute, SQL_ACCOUNT_EXISTS, (key,)) is None:
                 return None
             return found
 
@@ -296,7 +304,8 @@ class OdbcCore:
     def inquire(self, reference: str, *, timeout: float | None = None) -> list[Transfer]:
         """Every posting attempt under ``reference``, oldest first; none: ``RecordNotFound``."""
         key = self._key(reference, self._widths.xfer_ref)
-        found = self._run("inquire", timeout, lambda cur: _all(cur, SQL_TRANSFERS, (key,), self.settings.fetch_batch))
+        batch = self.settings.fetch_batch
+        found = self._run("inquire", timeout, lambda execute: _all(execute, SQL_TRANSFERS, (key,), batch))
         if not found.rows:
             raise RecordNotFound("no posting under this reference", backend=BACKEND, operation="inquire")
         return self._map_many("inquire", M_TRANSFER, found)
@@ -321,8 +330,10 @@ class OdbcCore:
             raise TypeError(f"keys are text, not {type(value).__name__}")
         return value.ljust(width) if self.settings.pad_keys else value
 
-    def _run(self, operation: str, timeout: float | None, body: Callable[[Any], T]) -> T:
-        """Run ``body(cursor)`` on a pooled connection within the call's time; every error translated.
+    def _run(self, operation: str, timeout: float | None, body: Callable[[Execute], T]) -> T:
+        """Run ``body(execute)`` on a pooled connection within the call's time; every error translated.
+        ``execute(sql, params)`` runs a statement with bound parameters and returns its cursor (the
+        pool's kept cursor for that SQL, already prepared, where there is one).
 
         A reused connection that turns out dead (connection lost) is replaced and ``body`` run once
         more on a newly opened one: every call here is a read.
@@ -338,13 +349,15 @@ class OdbcCore:
             reused = pc.reused
             try:
                 with translate(operation, state):
-                    cur = pc.raw.cursor()
-                    self.pool.arm(pc, cur, deadline)
+                    self.pool.arm(pc, deadline)
+                    ok = False
                     try:
-                        return body(cur)
+                        result = body(partial(self.pool.execute, pc))
+                        ok = True
                     finally:
+                        self.pool.finish(pc, keep=ok)
                         self.pool.disarm(pc, state)
-                        _close_quietly(cur)
+                    return result
             except BackendUnavailable as exc:
                 if attempt == 1 and reused and state.broken and not state.timed_out:
                     log.warning("odbc %s: a pooled connection was dead (%s); retrying on a new one",
@@ -386,8 +399,8 @@ def _parse_cursor(cursor: str | None) -> int:
     return int(cursor)
 
 
-def _one(cur: Any, sql: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
-    cur.execute(sql, params)
+def _one(execute: Execute, sql: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
+    cur = execute(sql, params)
     row = cur.fetchone()
     if row is None:
         return None
@@ -401,8 +414,8 @@ class _Rows(NamedTuple):
     rows: list[Any]
 
 
-def _all(cur: Any, sql: str, params: tuple[Any, ...], batch: int) -> _Rows:
-    cur.execute(sql, params)
+def _all(execute: Execute, sql: str, params: tuple[Any, ...], batch: int) -> _Rows:
+    cur = execute(sql, params)
     cols = [d[0].upper() for d in cur.description]
     out: list[Any] = []
     fetch = cur.fetchmany
@@ -411,8 +424,3 @@ def _all(cur: Any, sql: str, params: tuple[Any, ...], batch: int) -> _Rows:
     return _Rows(cols, out)
 
 
-def _close_quietly(cur: Any) -> None:
-    try:
-        cur.close()
-    except pyodbc.Error:
-        log.debug("odbc: closing a cursor failed", exc_info=True)

@@ -171,6 +171,8 @@ class OdbcSettings(_Section):
     limit_syntax: Literal["limit", "fetch_first"] = "limit"
     native_rows: bool = Field(True, description="read rows with the mapping's C row program where it is built "
                                                  "(same results; false: the generated Python)")
+    statement_cache: int = Field(16, ge=0, description="prepared statements kept per connection "
+                                                       "(0: prepare every statement again)")
 
     def to_adapter_settings(self) -> Any:
         from adapters.odbc import OdbcSettings as AdapterOdbcSettings

@@ -128,12 +128,13 @@ def test_backend_sections_build_the_adapters_settings(tmp_path):
     """The composition root turns each section into its adapter's settings object in one call."""
     s = Settings(cursor_secret="c" * 20, backends={
         "soap": {"password": "soap-pass"},
-        "odbc": {"connection_string": "DRIVER={SQLite3};Database=/tmp/x.db"},
+        "odbc": {"connection_string": "DRIVER={SQLite3};Database=/tmp/x.db", "statement_cache": 3},
         "sftp": {"password": "sftp-pass", "host_key_fingerprint": "SHA256:" + "A" * 43},
     })
     soap = s.backends.soap.to_adapter_settings()
     assert soap.endpoint == s.backends.soap.endpoint and soap.password == "soap-pass"
-    assert s.backends.odbc.to_adapter_settings().connection_string.startswith("DRIVER={SQLite3}")
+    odbc = s.backends.odbc.to_adapter_settings()
+    assert odbc.connection_string.startswith("DRIVER={SQLite3}") and odbc.statement_cache == 3
     sftp = s.backends.sftp.to_adapter_settings()
     assert sftp.port == 2222 and sftp.password == "sftp-pass"
     assert s.routing.to_adapter_settings().source_for("balance") == "soap"

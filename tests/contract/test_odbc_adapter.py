@@ -550,6 +550,126 @@ def test_an_idle_connection_past_max_idle_is_replaced(face, registry):
         assert (core.stats()["opened"], core.stats()["discarded"], core.stats()["open"]) == (2, 1, 1)
 
 
+# -- kept statements ---------------------------------------------------------------------------------
+def test_each_statement_is_prepared_once_per_connection(face, registry):
+    """A connection keeps a cursor per SQL text, so a repeated statement skips the prepare; with
+    ``statement_cache=0`` every statement gets a new cursor. The answers are the same."""
+    acct = busiest_accounts(face.ledger, 1)[0]
+    results = {}
+    for cache in (16, 0):
+        with make_core(face, registry, pool_size=1, statement_cache=cache) as core:
+            got = [(core.balance(acct), core.history(acct, limit=7)) for _ in range(5)]
+            stats = core.stats()
+        assert stats["executed"] == 10 and stats["opened"] == 1
+        assert (stats["prepared"], stats["statements_kept"]) == ((2, 2) if cache else (10, 0))
+        results[cache] = got
+    assert results[16] == results[0]
+    assert all(item == results[16][0] for item in results[16])
+
+
+def test_kept_statements_are_bounded_least_recently_used_first(face, registry):
+    acct = busiest_accounts(face.ledger, 1)[0]
+    with make_core(face, registry, pool_size=1, statement_cache=2) as core:
+        for _ in range(3):
+            core.balance(acct)
+            core.history(acct, limit=3)
+        assert (core.stats()["prepared"], core.stats()["statements_kept"]) == (2, 2)
+        core.account(acct)  # a third statement: the balance's cursor (least recently used) is closed
+        core.history(acct, limit=3)
+        assert (core.stats()["prepared"], core.stats()["statements_kept"]) == (3, 2)
+        core.balance(acct)  # prepared again
+        assert (core.stats()["prepared"], core.stats()["statements_kept"]) == (4, 2)
+
+
+def test_a_kept_statement_holds_no_rows_locks_or_snapshot(face, registry, mock):
+    """After each call the kept cursors' result sets are closed, so an idle connection holds nothing.
+    psqlODBC with server-side cursors (``UseDeclareFetch=1``, as DB2 CLI reads) shows an unclosed one
+    as a transaction left open ("idle in transaction": fails if ``finish`` keeps a cursor without
+    closing its result set). SQLite (``StepAPI=1``) ends a key lookup's statement when its one row is
+    read, so there the test checks the outcome only: the log is not pinned and the posting is seen."""
+    rows = face.ledger.query("SELECT ACCT_NO FROM ACCTMAST WHERE ACCT_STAT = 'A' AND CURR_CD = 'EUR' "
+                             "AND AVAIL_BAL > 1000 ORDER BY ACCT_NO DESC LIMIT 2")
+    src, dst = (strip(r["ACCT_NO"]) for r in rows)
+    engine = PostingEngine(face.ledger)
+    app = f"cb_kept_{uuid.uuid4().hex[:6]}"
+    cs = face.connection_string
+    if face.dsn:
+        cs += f"pqopt={{application_name={app}}};UseDeclareFetch=1;Fetch=2;"
+    with OdbcCore(OdbcSettings(connection_string=cs, pool_size=1), registry) as core:
+        before = core.balance(src).available.amount  # one row read of a statement that could give more
+        ref = f"ODBC-K-{uuid.uuid4().hex[:8].upper()}"
+        assert engine.post(TransferRequest(ref, src, dst, Decimal("1.25"), "EUR")).posted
+        if face.dsn:
+            states = face.ledger.query("SELECT state FROM pg_stat_activity WHERE application_name = ?", (app,))
+            assert [r["STATE"] for r in states] == ["idle"]  # not "idle in transaction"
+        else:
+            with sqlite3.connect(mock.config.ledger_path) as db:
+                busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            assert busy == 0  # no reader pins the log
+        newest = ledger_history(face.ledger, src)[0]
+        assert core.history(src, limit=1).items[0].id == f"{src}-{newest['TXN_SEQ']}"  # the posting, seen
+        assert core.balance(src).available.amount == before - Decimal("1.25")
+        assert core.stats()["opened"] == 1  # all on the one kept connection
+
+
+class _FailOnce:
+    """A real pyodbc connection whose cursors fail one execute of ``sql`` ("database is locked")."""
+
+    def __init__(self, conn, sql: str) -> None:
+        self._conn, self._sql, self.failed, self.closed = conn, sql, False, []
+
+    def cursor(self):
+        return _FailOnceCursor(self, self._conn.cursor())
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+    def __setattr__(self, name, value):
+        if name.startswith("_") or name in ("failed", "closed"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._conn, name, value)
+
+
+class _FailOnceCursor:
+    def __init__(self, owner: _FailOnce, cursor) -> None:
+        self._owner, self._cursor = owner, cursor
+
+    def execute(self, sql, params=()):
+        if sql == self._owner._sql and not self._owner.failed:
+            self._owner.failed = True
+            self._cursor.execute(sql, params)  # prepared and run, then the driver "fails" it
+            raise pyodbc.Error("HY000", "[SQLite]database is locked (5) (5) (SQLExecDirectW)")
+        return self._cursor.execute(sql, params)
+
+    def close(self):
+        self._owner.closed.append(self)
+        self._cursor.close()
+
+    def __getattr__(self, name):
+        return getattr(self._cursor, name)
+
+
+def test_a_failed_statement_closes_its_cursor_and_keeps_the_connection(face, registry):
+    acct = busiest_accounts(face.ledger, 1)[0]
+    conns: list[_FailOnce] = []
+
+    def connect(cs, **kw):
+        conns.append(_FailOnce(pyodbc.connect(cs, **kw), SQL_BALANCE))
+        return conns[-1]
+
+    with OdbcCore(OdbcSettings(connection_string=face.connection_string, pool_size=1), registry,
+                  connect=connect) as core:
+        core.history(acct, limit=2)
+        with pytest.raises(BackendUnavailable, match="locked"):
+            core.balance(acct)
+        [conn] = conns
+        assert len(conn.closed) == 1  # the balance's cursor, not the history's kept one
+        assert core.stats()["statements_kept"] == 1 and core.stats()["discarded"] == 0
+        assert core.balance(acct).account_id == acct  # a new cursor on the same connection
+        assert (core.stats()["prepared"], core.stats()["statements_kept"], core.stats()["opened"]) == (3, 2, 1)
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("face", ["postgres"], indirect=True)  # pg_terminate_backend breaks a connection
 def test_a_broken_connection_is_replaced(face, registry, caplog):
