@@ -36,14 +36,53 @@ import datetime as dt
 import enum
 import re
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["PASSTHROUGH", "ModelPlan", "model_plan"]
+__all__ = ["NOOP_WHEN", "PASSTHROUGH", "ModelPlan", "SameValues", "model_plan"]
 
 #: before-validators known to return a value of the given type unchanged: {function: type}
 PASSTHROUGH: dict[Callable[..., Any], type] = {}
+
+
+@dataclass(frozen=True)
+class SameValues:
+    """A plain condition under which a model validator is known to return the instance unchanged
+    and raise nothing: field ``b`` is None (where ``none_ok``), or fields ``a`` and ``b`` (their
+    ``attr``, where given) are the same object or equal ``str``. A C row program evaluates it on the
+    instance it built (``guard_holds`` in ``mappings/engine/_rowprog.c``, which this mirrors) and
+    calls the validator only where it does not hold; the claim of every entry of :data:`NOOP_WHEN`
+    is tested on instances of every combination (tests/unit/canonical/test_noop_when.py)."""
+
+    a: str
+    b: str
+    attr: str | None = None
+    none_ok: bool = False
+
+    def holds(self, instance: BaseModel) -> bool:
+        fields = vars(instance)
+        a, b = fields.get(self.a, _MISSING), fields.get(self.b, _MISSING)
+        if b is None:
+            return self.none_ok
+        if a is _MISSING or b is _MISSING or a is None:
+            return False
+        if self.attr is not None:
+            a = getattr(a, "__dict__", {}).get(self.attr, _MISSING)
+            b = getattr(b, "__dict__", {}).get(self.attr, _MISSING)
+            if a is _MISSING or b is _MISSING:
+                return False
+        return a is b or (type(a) is str and type(b) is str and a == b)
+
+    def native(self) -> tuple[str, str, str | None, bool]:
+        """The guard as a row program's BUILD takes it."""
+        return (self.a, self.b, self.attr, self.none_ok)
+
+
+#: model validators (mode="after") known to be no-ops where a condition holds: {function: condition}
+NOOP_WHEN: dict[Callable[..., Any], SameValues] = {}
+_MISSING = object()
 
 _new = object.__new__
 _set_dict = BaseModel.__dict__["__dict__"].__set__

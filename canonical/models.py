@@ -18,7 +18,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from .builder import PASSTHROUGH
+from .builder import NOOP_WHEN, PASSTHROUGH, SameValues
 from .currency import MINOR_UNITS
 from .money import Money
 
@@ -192,6 +192,13 @@ class Transaction(Canonical):
         if rb is not None and rb.currency != self.amount.currency:
             _same_currency(self.amount, rb)
         return self
+
+
+# validators that change nothing where their currencies agree (row programs skip those calls)
+NOOP_WHEN.update({
+    Balance._check: SameValues("ledger", "available", attr="currency"),
+    Transaction._check: SameValues("amount", "running_balance", attr="currency", none_ok=True),
+})
 
 
 # -- transfers --------------------------------------------------------------------------------

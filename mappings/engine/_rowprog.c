@@ -42,7 +42,9 @@ enum {
     OP_REQUIRE = 11,  /* src: None gives up */
     OP_DEFAULT = 12,  /* src, default: None -> default */
     OP_CHECK = 13,    /* src, check, optional bit (0: always set) */
-    OP_BUILD = 14,    /* dst, model, keys, (srcs), fields-set table, (after validators) */
+    OP_BUILD = 14,    /* dst, model, keys, (srcs), fields-set table, (after validators): each validator a
+                         callable, or (callable, (a, b, attr or None, none_ok)): called only where that
+                         guard does not hold (see guard_holds) */
 };
 
 enum {
@@ -824,6 +826,54 @@ exec_op(Py_ssize_t prec, Op *c, PyObject *row, PyObject **regs, Meta *meta, unsi
     return status;
 }
 
+/* The value of field `name` of a model instance (borrowed), or NULL (no dict, or no such key). */
+static PyObject *
+field_of(PyObject *o, PyObject *name)
+{
+    PyObject *d = PyObject_GenericGetDict(o, NULL);
+    if (d == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *v = PyDict_GetItemWithError(d, name);
+    Py_DECREF(d); /* the instance keeps it, and v */
+    if (v == NULL)
+        PyErr_Clear();
+    return v;
+}
+
+/* canonical.builder.SameValues.holds, for a validator's guard (a, b, attr or None, none_ok): field b
+ * is None and none_ok; or fields a and b (their `attr`, where given) are the same object or equal
+ * exact strs.  Where it holds the validator is known to return the instance unchanged and raise
+ * nothing (canonical.builder.NOOP_WHEN), so its call is skipped; anything else: 0, and it is called. */
+static int
+guard_holds(PyObject *guard, PyObject *o)
+{
+    PyObject *a = field_of(o, ARG(guard, 0));
+    PyObject *b = field_of(o, ARG(guard, 1));
+    PyObject *attr = ARG(guard, 2);
+    if (b == Py_None)
+        return ARG(guard, 3) == Py_True;
+    if (a == NULL || b == NULL || a == Py_None)
+        return 0;
+    if (attr != Py_None) {
+        a = field_of(a, attr);
+        b = field_of(b, attr);
+        if (a == NULL || b == NULL)
+            return 0;
+    }
+    if (a == b)
+        return 1;
+    if (!PyUnicode_CheckExact(a) || !PyUnicode_CheckExact(b))
+        return 0;
+    int eq = PyUnicode_Compare(a, b);
+    if (eq == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return eq == 0;
+}
+
 /* Rows run op by op over a block (each op's code stays hot in the instruction cache, as does the
  * interpreter for the model validators, which run as a last phase): results[r] is row r's object
  * or NULL (given up).  -1 only for MemoryError; any other exception gives its row up. */
@@ -871,7 +921,13 @@ run_block(Program *self, Py_ssize_t prec, PyObject **rows, Py_ssize_t nrows, PyO
             PyObject *o = rr[self->result_reg];
             rr[self->result_reg] = NULL;
             for (Py_ssize_t i = 0; after != NULL && o != NULL && i < PyTuple_GET_SIZE(after); i++) {
-                PyObject *v = PyObject_CallOneArg(PyTuple_GET_ITEM(after, i), o);
+                PyObject *fn = PyTuple_GET_ITEM(after, i);
+                if (PyTuple_Check(fn)) {
+                    if (guard_holds(ARG(fn, 1), o))
+                        continue;
+                    fn = ARG(fn, 0);
+                }
+                PyObject *v = PyObject_CallOneArg(fn, o);
                 Py_DECREF(o);
                 o = v;
             }
@@ -1146,6 +1202,22 @@ Program_init(Program *self, PyObject *args, PyObject *kwds)
                 !PyTuple_Check(ARG(op, 6)) || PyTuple_GET_SIZE(ARG(op, 3)) != PyTuple_GET_SIZE(ARG(op, 4))) {
                 PyErr_Format(PyExc_ValueError, "Program: op %zd: bad build arguments", k);
                 goto fail;
+            }
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(ARG(op, 6)); i++) {
+                PyObject *fn = PyTuple_GET_ITEM(ARG(op, 6), i), *g = NULL;
+                if (PyTuple_Check(fn)) {
+                    g = PyTuple_GET_SIZE(fn) == 2 ? ARG(fn, 1) : NULL;
+                    fn = PyTuple_GET_SIZE(fn) == 2 ? ARG(fn, 0) : NULL;
+                    if (g == NULL || !PyTuple_Check(g) || PyTuple_GET_SIZE(g) != 4 ||
+                        !PyUnicode_CheckExact(ARG(g, 0)) || !PyUnicode_CheckExact(ARG(g, 1)) ||
+                        (ARG(g, 2) != Py_None && !PyUnicode_CheckExact(ARG(g, 2))) || !PyBool_Check(ARG(g, 3)))
+                        fn = NULL;
+                }
+                if (fn == NULL || !PyCallable_Check(fn)) {
+                    PyErr_Format(PyExc_ValueError, "Program: op %zd: a validator is a callable or "
+                                 "(callable, (a, b, attr or None, none_ok))", k);
+                    goto fail;
+                }
             }
         }
         if (oc == OP_MONEY && (!PyType_Check(ARG(op, 8)) || !PyTuple_Check(ARG(op, 9)) ||

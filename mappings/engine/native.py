@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from canonical.builder import NOOP_WHEN
 from canonical.currency import MINOR_UNITS
 from canonical.money import _QUANTUM_OF, MAX_INTEGER_DIGITS, Money
 
@@ -172,7 +173,8 @@ class _Compiler:
                     self.ops.append((REQUIRE, 0, v))
                 self.ops.append((CHECK, 0, v, check, 1 << optional.index(name), default))
             srcs.append(v)
-        return self.op(BUILD, plan.model, tuple(keys), tuple(srcs), table, tuple(plan.after))
+        after = tuple((fn, NOOP_WHEN[fn].native()) if fn in NOOP_WHEN else fn for fn in plan.after)
+        return self.op(BUILD, plan.model, tuple(keys), tuple(srcs), table, after)
 
     def compile(self) -> Any:
         if not self.plan.fields or not self.specs:

@@ -273,6 +273,59 @@ def test_model_validators_run_last_and_may_refuse():
     assert program.one(("bad",)) is None
 
 
+class _Pair(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    x: str
+    y: str | None = None
+
+    @model_validator(mode="after")
+    def _same(self):
+        _Pair.calls.append((self.x, self.y))
+        if self.y is not None and self.y != self.x:
+            raise ValueError("x and y differ")
+        return self
+
+
+def test_a_guarded_validator_is_called_only_where_its_guard_does_not_hold():
+    """``NOOP_WHEN``'s conditions as BUILD guards: the program skips the validator where the guard
+    holds (y None, or y the same text as x) and calls it elsewhere, where it may refuse."""
+    _Pair.calls = []
+    fn = _Pair.__pydantic_decorators__.model_validators["_same"].func
+    guard = ("x", "y", None, True)
+    program = native._rowprog.Program(
+        ((native.LOAD, 0, 0), (native.LOAD, 1, 1),
+         (native.BUILD, 2, _Pair, ("x", "y"), (0, 1), (frozenset({"x", "y"}),), ((fn, guard),))), 3, 2)
+    other_eur = "".join(["E", "UR"])  # equal text, another object
+    rows = [("EUR", "EUR"), ("EUR", None), ("EUR", other_eur), ("EUR", "USD"), ("EUR", _Str("EUR"))] * 30
+    out = program.run(rows, lambda row: ("fallback", row))
+    # called for the rows whose guard does not hold: a str subclass (passes) and USD (refused)
+    calls, _Pair.calls = _Pair.calls, []
+    assert [type(y) for _, y in calls] == [str, _Str] * 30 and {y for _, y in calls} == {"EUR", "USD"}
+    for row, got in zip(rows, out, strict=True):
+        if row[1] == "USD":
+            assert got == ("fallback", row)
+        else:
+            assert type(got) is _Pair and got == _Pair(x=row[0], y=row[1])
+    unguarded = native._rowprog.Program(program_ops(program)[:2] + (
+        (native.BUILD, 2, _Pair, ("x", "y"), (0, 1), (frozenset({"x", "y"}),), (fn,)),), 3, 2)
+    _Pair.calls = []
+    unguarded.run(rows, lambda row: None)
+    assert len(_Pair.calls) == len(rows)
+    for bad in ((fn, ("x", "y", None)), (fn, ("x", 1, None, True)), (fn, ("x", "y", None, 1)), (None, guard),
+                (fn,), (fn, guard, guard), "not callable"):
+        with pytest.raises(ValueError, match="a validator is a callable"):
+            native._rowprog.Program(program_ops(program)[:2] + (
+                (native.BUILD, 2, _Pair, ("x", "y"), (0, 1), (frozenset({"x", "y"}),), (bad,)),), 3, 2)
+
+
+class _Str(str):
+    pass
+
+
+def program_ops(program) -> tuple:
+    return program.ops
+
+
 def test_threads_with_their_own_decimal_contexts_share_a_program(txnhist):
     """The ODBC adapter maps pages on its pool's threads: one program, each run with its caller's context."""
     import threading
