@@ -379,13 +379,14 @@ class OdbcCore:
 
 
 _HISTORY_PAGE = Page[Transaction]
+_JUST_TRANSACTION = frozenset({Transaction})
 
 
 def _history_page(items: tuple[Any, ...], next_cursor: str | None) -> Page[Transaction]:
     """``Page[Transaction](items=..., next_cursor=...)``, without a second pydantic round over items the
     mapping has just built: pydantic keeps exact ``Transaction`` instances as they are, so for those
     (and a text or no cursor) the validated page and the constructed one are the same object."""
-    if (next_cursor is None or type(next_cursor) is str) and all(type(i) is Transaction for i in items):
+    if (next_cursor is None or type(next_cursor) is str) and _JUST_TRANSACTION.issuperset(map(type, items)):
         return _HISTORY_PAGE.model_construct(items=items, next_cursor=next_cursor)
     return _HISTORY_PAGE(items=items, next_cursor=next_cursor)
 

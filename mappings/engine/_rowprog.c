@@ -19,6 +19,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <datetime.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <structmember.h>
 
 #if PY_VERSION_HEX >= 0x030D0000
@@ -181,6 +184,163 @@ remember(Op *c, PyObject *in, PyObject *out)
 {
     Py_XSETREF(c->memo_in, Py_NewRef(in));
     Py_XSETREF(c->memo_out, Py_NewRef(out));
+}
+
+/* ---- Exact Decimals without parsing text twice ------------------------------------------
+ * Decimal(text) costs a call through the type, argument parsing, a copy of the text and
+ * libmpdec's string conversion: about half of what building a row's objects costs beyond the
+ * fetch.  For the canonical texts op_decimal already read digit by digit, the Decimal is filled in
+ * directly: CPython's _decimal keeps an mpd_t inside each object, a layout it does not publish, so
+ * it is mirrored here and proven at import against Decimals made by Decimal(text) (zeros, signs,
+ * places, 19 digits, hash, str, as_tuple); where any check differs (another CPython, a 32-bit
+ * libmpdec, a Decimal the collector tracks) the text path runs, with the same results. */
+typedef struct {
+    uint8_t flags;
+    Py_ssize_t exp, digits, len, alloc;
+    uint64_t *data;
+} MpdMirror;
+
+typedef struct {
+    PyObject_HEAD
+    Py_hash_t hash;
+    MpdMirror dec;
+    uint64_t data[4];
+} DecMirror;
+
+enum { MPD_NEG_ = 1, MPD_STATIC_ = 16, MPD_STATIC_DATA_ = 32 };
+static int s_fast_decimal; /* 1 once the import-time proof passed */
+
+static const uint64_t POW10[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+                                   100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL,
+                                   1000000000000ULL, 10000000000000ULL, 100000000000000ULL,
+                                   1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
+                                   1000000000000000000ULL, 10000000000000000000ULL};
+
+/* Decimal of text "-?digits(.digits)?" (ASCII, as canonical_decimal accepted it) with `pad` more zero
+ * places (a point first where it has none: the padded text op_decimal would hand to Decimal),
+ * a new reference; NULL without an exception where the coefficient needs more than 19 digits. */
+static PyObject *
+decimal_of_text(PyObject *text, int pad)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0, places = 0;
+    const Py_UCS1 *p = PyUnicode_1BYTE_DATA(text);
+    int negative = n > 0 && p[0] == '-', digits = 0, seen_point = 0;
+    uint64_t coeff = 0;
+    for (i = negative; i < n; i++) {
+        if (p[i] == '.') {
+            seen_point = 1;
+            continue;
+        }
+        places += seen_point;
+        if (coeff == 0 && p[i] == '0')
+            continue; /* leading zeros: no digit of the coefficient */
+        if (++digits > 19)
+            return NULL;
+        coeff = coeff * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (pad < 0 || digits + pad > 19)
+        return NULL;
+    if (coeff != 0)
+        coeff *= POW10[pad];
+    DecMirror *d = (DecMirror *)_PyObject_New((PyTypeObject *)s_decimal_type);
+    if (d == NULL)
+        return NULL;
+    int count = 1;
+    while (count < 20 && coeff >= POW10[count])
+        count++;
+    d->hash = -1;
+    d->dec.flags = (uint8_t)(MPD_STATIC_ | MPD_STATIC_DATA_ | (negative ? MPD_NEG_ : 0));
+    d->dec.exp = -(places + pad);
+    d->dec.digits = count;
+    d->dec.len = 1;
+    d->dec.alloc = 4;
+    d->dec.data = d->data;
+    d->data[0] = coeff;
+    return (PyObject *)d;
+}
+
+/* The import-time proof: for each text, the filled-in Decimal and Decimal(text) agree. */
+static int
+prove_fast_decimal(void)
+{
+    PyTypeObject *t = (PyTypeObject *)s_decimal_type;
+    if (!PyType_Check(s_decimal_type) || t->tp_basicsize != (Py_ssize_t)sizeof(DecMirror) || t->tp_itemsize != 0 ||
+        PyType_HasFeature(t, Py_TPFLAGS_HAVE_GC) || sizeof(size_t) != 8)
+        return 0;
+    static const char *texts[] = {"0", "-0", "0.00", "-0.00", "00012.5", "1", "-1", "123.45", "-123.45",
+                                  "0.001", "-0.10", "9999999999999999999", "-999999999999999999.9",
+                                  "1000000000000000000", "0.0000000000000000001", "5419.3", NULL};
+    static const int pads[] = {0, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    s_fast_decimal = 1;
+    for (int k = 0; texts[k] != NULL; k++) {
+        PyObject *text = PyUnicode_FromString(texts[k]);
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s%s%.*s", texts[k], pads[k] && !strchr(texts[k], '.') ? "." : "", pads[k], "000");
+        PyObject *padded = text ? PyUnicode_FromString(buf) : NULL;
+        PyObject *want = padded ? PyObject_CallOneArg(s_decimal_type, padded) : NULL;
+        PyObject *got = want ? decimal_of_text(text, pads[k]) : NULL;
+        int same = 0;
+        if (got != NULL) {
+            PyObject *a = PyObject_Str(got), *b = PyObject_Str(want);
+            PyObject *ta = PyObject_CallMethod(got, "as_tuple", NULL), *tb = PyObject_CallMethod(want, "as_tuple", NULL);
+            same = a && b && ta && tb && PyObject_RichCompareBool(a, b, Py_EQ) == 1 &&
+                   PyObject_RichCompareBool(ta, tb, Py_EQ) == 1 && PyObject_RichCompareBool(got, want, Py_EQ) == 1 &&
+                   PyObject_Hash(got) == PyObject_Hash(want) && PyObject_Hash(got) != -1 &&
+                   ((DecMirror *)want)->dec.len == 1 && ((DecMirror *)want)->dec.alloc == 4;
+            Py_XDECREF(a);
+            Py_XDECREF(b);
+            Py_XDECREF(ta);
+            Py_XDECREF(tb);
+        }
+        Py_XDECREF(text);
+        Py_XDECREF(padded);
+        Py_XDECREF(want);
+        Py_XDECREF(got);
+        if (PyErr_Occurred())
+            PyErr_Clear();
+        if (!same) {
+            s_fast_decimal = 0;
+            return 0;
+        }
+    }
+    /* and one more than 19 digits is left to the text path */
+    PyObject *long_text = PyUnicode_FromString("12345678901234567890");
+    PyObject *none = long_text ? decimal_of_text(long_text, 0) : NULL;
+    Py_XDECREF(long_text);
+    if (none != NULL || PyErr_Occurred()) {
+        Py_XDECREF(none);
+        PyErr_Clear();
+        s_fast_decimal = 0;
+    }
+    return s_fast_decimal;
+}
+
+static PyObject *
+exact_decimal(PyObject *module, PyObject *args)
+{
+    PyObject *text;
+    int pad = 0;
+    if (!PyArg_ParseTuple(args, "U|i", &text, &pad))
+        return NULL;
+    if (!s_fast_decimal || !PyUnicode_IS_ASCII(text))
+        Py_RETURN_NONE;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    const Py_UCS1 *p = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t i = n > 0 && p[0] == '-', digits = 0, points = 0;
+    for (; i < n; i++) {
+        if (p[i] == '.' && digits > 0 && points == 0 && i + 1 < n)
+            points++;
+        else if (p[i] >= '0' && p[i] <= '9')
+            digits++;
+        else
+            Py_RETURN_NONE; /* not a text op_decimal hands over */
+    }
+    if (digits == 0)
+        Py_RETURN_NONE;
+    PyObject *d = decimal_of_text(text, pad);
+    if (d == NULL && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return d;
 }
 
 /* s is "-?[0-9]+(.[0-9]{0,scale})?" (at most scale decimals; SQLite gives 5419.3 for 5419.30) with
@@ -525,6 +685,13 @@ op_decimal(Py_ssize_t prec, Op *c, PyObject **regs, Meta *meta, PyObject **out)
         canonical_decimal(v, (int)c->b, prec, &meta[c->dst], &pad, &point)) {
         /* plain digits with at most the scale's places: Decimal of the text padded to those places
          * is Decimal(text).quantize(quantum), the same coefficient and exponent */
+        if (s_fast_decimal) {
+            *out = decimal_of_text(v, pad);
+            if (*out != NULL)
+                return 1;
+            if (PyErr_Occurred())
+                return -1;
+        }
         PyObject *text = v;
         if (pad > 0 || point) {
             Py_ssize_t n = PyUnicode_GET_LENGTH(v);
@@ -1383,6 +1550,10 @@ set_slots(PyObject *module, PyObject *args)
 static PyMethodDef module_methods[] = {
     {"set_slots", set_slots, METH_VARARGS,
      "set_slots(BaseModel, fields_set, extra, private): pydantic's base and slot member descriptors, once"},
+    {"exact_decimal", exact_decimal, METH_VARARGS,
+     "exact_decimal(text, pad=0): Decimal of text with pad more zero places (and a point where it has none), "
+     "filled in directly as row programs make them; "
+     "None where that path does not apply (FAST_DECIMAL false, not -?digits(.digits)?, over 19 digits)"},
     {NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "mappings.engine._rowprog",
@@ -1416,6 +1587,11 @@ PyInit__rowprog(void)
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
+    prove_fast_decimal();
+    if (PyModule_AddObjectRef(m, "FAST_DECIMAL", s_fast_decimal ? Py_True : Py_False) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     if (PyModule_AddObjectRef(m, "Program", (PyObject *)&ProgramType) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -15,6 +15,7 @@ from decimal import Decimal
 import pyodbc
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from adapters.odbc import SQL_HISTORY, OdbcCore, OdbcSettings
@@ -360,3 +361,56 @@ def test_threads_with_their_own_decimal_contexts_share_a_program(txnhist):
     for t in threads:
         t.join()
     assert failures == []
+
+
+# -- Decimals filled in directly (decimal_of_text) ---------------------------------------------------------
+def test_decimals_are_filled_in_directly_on_this_cpython():
+    """The import-time proof passed (CPython 3.11's _decimal, 64-bit libmpdec): the fast path runs. Where
+    it did not, the programs would use Decimal(text), with the same results but slower: CI must see it."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes") and sys.implementation.name == "cpython" \
+            and sys.version_info[:2] == (3, 11) and sys.maxsize > 2**32:
+        assert native._rowprog.FAST_DECIMAL
+
+
+def _padded(text: str, pad: int) -> str:
+    return text + ("." if pad and "." not in text else "") + "0" * pad
+
+
+_TEXTS = st.builds(
+    lambda sign, whole, frac, pad: (sign + whole + ("." + frac if frac else ""), pad),
+    st.sampled_from(["", "-"]), st.from_regex(r"[0-9]{1,21}", fullmatch=True),
+    st.one_of(st.just(""), st.from_regex(r"[0-9]{1,7}", fullmatch=True)), st.integers(0, 4))
+
+
+@pytest.mark.skipif(not getattr(native._rowprog, "FAST_DECIMAL", False), reason="the fast path is off here")
+@settings(max_examples=2000, deadline=None)
+@given(_TEXTS)
+def test_a_decimal_filled_in_is_the_decimal_of_its_text(case):
+    text, pad = case
+    got = native._rowprog.exact_decimal(text, pad)
+    want = Decimal(_padded(text, pad))
+    if got is None:  # left to Decimal(text): only coefficients over 19 digits
+        assert len(want.as_tuple().digits) > 19
+        return
+    assert type(got) is Decimal
+    assert got.as_tuple() == want.as_tuple() and str(got) == str(want) and repr(got) == repr(want)
+    assert got == want and hash(got) == hash(want) and got.is_signed() == want.is_signed()
+    assert got + 1 == want + 1 and got * 3 == want * 3 and -got == -want
+    assert got.quantize(Decimal("0.01"), rounding=decimal.ROUND_HALF_EVEN) == want.quantize(
+        Decimal("0.01"), rounding=decimal.ROUND_HALF_EVEN)
+    assert got.adjusted() == want.adjusted() and got.is_zero() == want.is_zero()
+
+
+def test_decimals_filled_in_are_freed_and_odd_texts_are_refused():
+    if not native._rowprog.FAST_DECIMAL:
+        pytest.skip("the fast path is off here")
+    for text in ("", "-", "1e5", ".5", "5.", "1..2", "+1", " 1", "1 ", "١٢", "1.2.3"):
+        assert native._rowprog.exact_decimal(text) is None, text
+    assert native._rowprog.exact_decimal("12345678901234567890") is None  # 20 digits
+    assert native._rowprog.exact_decimal("1234567890123456789") == Decimal("1234567890123456789")
+    gc.collect()
+    before = sys.getallocatedblocks()
+    for _ in range(20_000):
+        native._rowprog.exact_decimal("-12345.67", 2)
+    gc.collect()
+    assert sys.getallocatedblocks() - before < 100
