@@ -25,15 +25,19 @@ What limits the history figure. The adapter reads each row by column position (n
 mapping's row program (``mappings/engine/_rowprog.c``, compiled from the mapping by
 ``mappings.engine.native``): one C call per page builds ``Money`` x2 and ``Transaction`` as pydantic-core
 would, with the generated Python's checks, running op by op over blocks of 64 rows (each op's code stays
-in the instruction cache; the model validator runs as a last phase), and hands any row it cannot take to
-the generated Python. The adapter without any mapping runs at ~0.98 of raw (pool, SQL, paging ~2%), so
-the ratio is the cost of the canonical objects: building them (~2.4 us a row here) and freeing the page
-before (~1.1 us) against pyodbc's ~6 us fetch. Counted with callgrind (instructions, which a busy
-machine cannot blur): raw fetch ~69k a row, the adapter ~98.5k (0.70); the mapping was ~64k a row in
-the generated Python and is ~26k in the program (freeing the objects included). Wall time runs below
-the instruction ratio and moves with the machine: the objects' allocation misses the data cache
-(~470 D1 misses a row against the fetch's ~120), so a neighbour's memory traffic slows the adapter
-more than the fetch (today 0.55-0.63 across runs of this benchmark).
+in the instruction cache; the model validator runs as a last phase, and not at all where its declared
+no-op condition holds: ``canonical.builder.NOOP_WHEN``), filling the amounts' Decimals in directly, and
+hands any row it cannot take to the generated Python. Each pooled connection keeps its prepared
+statements (``statement_cache``), so a page's query is bound and run, not prepared again (~55 us a
+call). The adapter without any mapping runs at ~0.98 of raw (pool, SQL, paging ~2%), so the ratio is
+the cost of the canonical objects: building them (~1.8 us a row here) and freeing the page before
+(~0.5 us) against pyodbc's ~5.5 us execute and fetch. Counted with callgrind (instructions, which a
+busy machine cannot blur; 300 accounts, 46,743 rows): raw fetch ~68.0k a row, the adapter ~92.9k
+(0.73); the program ~19k a row (it was ~64k in the generated Python). Wall time runs below the
+instruction ratio and moves with the machine: the objects' allocation misses the data cache more than
+the fetch does, so a neighbour's memory traffic slows the adapter more than the fetch (0.67-0.68 in
+the runs of 2026-11-29; 0.55-0.63 on 2026-11-28, before the kept statements, the skipped validator
+and the direct Decimals).
 """
 
 from __future__ import annotations
