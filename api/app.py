@@ -271,7 +271,7 @@ def create_app(settings: Settings, gateways: Gateways, *, metrics: Metrics | Non
     if not isinstance(settings, Settings) or not isinstance(gateways, Gateways):
         raise TypeError("create_app(settings: Settings, gateways: Gateways)")
     metrics = metrics or Metrics()
-    metrics.attach(gateways.health, gateways.mappings_loaded)
+    metrics.attach(gateways.health, gateways.mappings_loaded, gateways.pools)
     verifier = verifier or TokenVerifier(settings.auth)
     auth = Authenticator(verifier, settings.rate_limit, metrics)
     cursors = CursorCodec(settings.cursor_secret.get_secret_value())

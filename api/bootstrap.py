@@ -71,9 +71,11 @@ def build_gateways(settings: Settings, metrics: Metrics, *,
     customer_sources: dict[str, Any] = {"soap": ResilientCustomerSource(soap, soap_read, observer=observe)}
     transfers: Any = ResilientTransferGateway(soap, soap_write, inquire_pipeline=soap_read, observer=observe)
 
+    pools: dict[str, Callable[[], Any]] = {}
     if settings.backends.odbc.connection_string is not None:
         odbc = OdbcCore(settings.backends.odbc.to_adapter_settings(), registry)
         closers.append(odbc.close)
+        pools["odbc"] = odbc.stats
         odbc_read = resilience.pipeline("odbc", "read", settings.resilience.odbc.to_config())
         account_sources["odbc"] = ResilientAccountSource(odbc, odbc_read, observer=observe)
         customer_sources["odbc"] = ResilientCustomerSource(odbc, odbc_read, observer=observe)
@@ -93,7 +95,8 @@ def build_gateways(settings: Settings, metrics: Metrics, *,
                 log.exception("closing a backend client failed")
 
     return Gateways(customers=customers, accounts=accounts, transfers=transfers, health=resilience.snapshot,
-                    close=close, aclose=soap.aclose, mappings_loaded=lambda: len(registry) > 0)
+                    close=close, aclose=soap.aclose, mappings_loaded=lambda: len(registry) > 0,
+                    pools=lambda: {backend: stats() for backend, stats in pools.items()})
 
 
 def _with_batch(settings: Settings, registry: MappingRegistry, accounts: Any, closers: list[Callable[[], Any]]) -> Any:

@@ -7,7 +7,8 @@ never constructs a client itself.
 ``health()`` returns one row per (backend, operation class) in the shape of
 :meth:`adapters.resilience.ResilienceRegistry.snapshot` (at least ``backend`` and
 ``breaker_state``; ``operation_class``, ``retries``, ``calls``, ``in_flight``... when known).
-``/readyz`` and the breaker/retry gauges of ``/metrics`` read it.
+``/readyz`` and the breaker/retry gauges of ``/metrics`` read it. ``pools()`` gives each pooled
+backend's connection-pool numbers (:meth:`adapters.odbc.OdbcCore.stats`), for the pool metrics.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def _loaded() -> bool:
     return True
 
 
+def _no_pools() -> dict[str, Mapping[str, int]]:
+    return {}
+
+
 async def _nothing_to_aclose() -> None:
     return None
 
@@ -52,3 +57,5 @@ class Gateways:
     aclose: Callable[[], Awaitable[None]] = field(default=_nothing_to_aclose)
     #: True once the mapping files are loaded (``/readyz`` is 503 until then)
     mappings_loaded: Callable[[], bool] = field(default=_loaded)
+    #: backend -> its connection pool's numbers (``OdbcCore.stats()``), read at scrape time
+    pools: Callable[[], Mapping[str, Mapping[str, int]]] = field(default=_no_pools)

@@ -7,7 +7,10 @@
   in tests do not clash): HTTP requests and latency per route template and status, core call
   latency per backend/operation/outcome (:meth:`Metrics.observe_core_call`, the hook the adapters'
   wrappers are given), mapping errors, auth failures, rate-limit refusals, and, read from
-  ``Gateways.health()`` at scrape time, breaker states, retries and bulkhead use.
+  ``Gateways.health()`` at scrape time, breaker states, retries and bulkhead use, and from
+  ``Gateways.pools()`` each connection pool's connections (open, idle, in use) and counters
+  (opened, discarded, cancelled by the watchdog, refused when exhausted, statements executed and
+  prepared).
 * :func:`mask_text` masks account numbers (runs of 10-19 digits keep their last 4), Luhn-valid card
   numbers written with spaces or dashes, and the values of fields named ``name``, ``first_name``,
   ``last_name``. :class:`MaskingFilter` and :class:`JsonFormatter` apply it to every log line;
@@ -316,12 +319,27 @@ _OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
 HealthRows = Callable[[], Iterable[Mapping[str, Any]]]
 
 
+PoolStats = Callable[[], Mapping[str, Mapping[str, int]]]
+
+#: pool counters exported: stats() key -> (metric name, help)
+_POOL_COUNTERS = {
+    "opened": ("corebridge_pool_connections_opened", "connections opened"),
+    "discarded": ("corebridge_pool_connections_discarded", "connections closed (broken, idle too long, shutdown)"),
+    "cancelled": ("corebridge_pool_statements_cancelled", "statements cancelled at their call's deadline"),
+    "exhausted": ("corebridge_pool_exhausted", "calls refused because every connection was busy"),
+    "executed": ("corebridge_pool_statements_executed", "statements executed"),
+    "prepared": ("corebridge_pool_statements_prepared", "statements prepared (executed ones reuse kept statements)"),
+}
+
+
 class _BackendCollector(Collector):
-    """Breaker state, retries and bulkhead use, read from ``Gateways.health()`` at scrape time."""
+    """Breaker state, retries and bulkhead use, read from ``Gateways.health()`` at scrape time, and
+    the connection pools' numbers from ``Gateways.pools()``."""
 
     def __init__(self) -> None:
         self.health: HealthRows | None = None
         self.mappings_loaded: Callable[[], bool] | None = None
+        self.pools: PoolStats | None = None
 
     def describe(self) -> list[Metric]:
         return []
@@ -335,6 +353,7 @@ class _BackendCollector(Collector):
                 logging.getLogger("corebridge.metrics").warning("mappings_loaded() failed", exc_info=True)
                 g.add_metric([], 0.0)
             yield g
+        yield from self._pools()
         if self.health is None:
             return
         try:
@@ -375,6 +394,32 @@ class _BackendCollector(Collector):
                     family.add_metric(lv, float(row[key]))
         yield from (state, failure, in_flight, tokens, *counters.values())
 
+    def _pools(self) -> Iterator[Metric]:
+        if self.pools is None:
+            return
+        try:
+            pools = {str(backend): dict(stats) for backend, stats in self.pools().items()}
+        except Exception:  # noqa: BLE001 - a scrape must not fail because a pool's numbers did
+            logging.getLogger("corebridge.metrics").warning("gateways.pools() failed", exc_info=True)
+            return
+        if not pools:
+            return
+        connections = GaugeMetricFamily("corebridge_pool_connections", "pooled connections by state",
+                                        labels=["backend", "state"])
+        size = GaugeMetricFamily("corebridge_pool_size", "connections at most", labels=["backend"])
+        counters = {key: CounterMetricFamily(name, doc, labels=["backend"])
+                    for key, (name, doc) in _POOL_COUNTERS.items()}
+        for backend, stats in sorted(pools.items()):
+            for state in ("open", "idle", "in_use"):
+                if state in stats:
+                    connections.add_metric([backend, state], float(stats[state]))
+            if "size" in stats:
+                size.add_metric([backend], float(stats["size"]))
+            for key, family in counters.items():
+                if key in stats:
+                    family.add_metric([backend], float(stats[key]))
+        yield from (connections, size, *counters.values())
+
 
 class Metrics:
     """The metrics of one app instance, in their own registry."""
@@ -401,10 +446,13 @@ class Metrics:
         self._lock = threading.Lock()
 
     # wiring -------------------------------------------------------------------------------------
-    def attach(self, health: HealthRows | None, mappings_loaded: Callable[[], bool] | None = None) -> None:
-        """Feed breaker/retry gauges from ``health()`` (rows as ``ResilienceRegistry.snapshot()``)."""
+    def attach(self, health: HealthRows | None, mappings_loaded: Callable[[], bool] | None = None,
+               pools: PoolStats | None = None) -> None:
+        """Feed breaker/retry gauges from ``health()`` (rows as ``ResilienceRegistry.snapshot()``) and the
+        pool metrics from ``pools()`` (backend -> ``OdbcCore.stats()``)."""
         self._backend.health = health
         self._backend.mappings_loaded = mappings_loaded
+        self._backend.pools = pools
 
     # hooks --------------------------------------------------------------------------------------
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:

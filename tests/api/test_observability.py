@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -47,6 +48,30 @@ def test_metrics_read_breakers_and_retries_from_health(client, health):
     assert 'corebridge_breaker_state{backend="soap",operation_class="read",state="closed"} 0.0' in text
     assert 'corebridge_core_retries_total{backend="soap",operation_class="read"} 2.0' in text
     assert "corebridge_mappings_loaded 1.0" in text
+
+
+def test_metrics_show_the_connection_pools(settings, gateways, caplog):
+    pools = {"odbc": {"size": 4, "open": 2, "idle": 1, "in_use": 1, "opened": 3, "discarded": 1, "cancelled": 1,
+                      "exhausted": 0, "executed": 40, "prepared": 5, "statements_kept": 5}}
+    app = create_app(settings, dataclasses.replace(gateways, pools=lambda: pools))
+    with TestClient(app) as c:
+        text = c.get("/metrics").text
+        for line in ('corebridge_pool_connections{backend="odbc",state="in_use"} 1.0',
+                     'corebridge_pool_connections{backend="odbc",state="idle"} 1.0',
+                     'corebridge_pool_size{backend="odbc"} 4.0',
+                     'corebridge_pool_statements_cancelled_total{backend="odbc"} 1.0',
+                     'corebridge_pool_statements_executed_total{backend="odbc"} 40.0',
+                     'corebridge_pool_statements_prepared_total{backend="odbc"} 5.0'):
+            assert line in text, line
+
+        def broken():
+            raise RuntimeError("pool gone")
+
+        app2 = create_app(settings, dataclasses.replace(gateways, pools=broken))
+    with TestClient(app2) as c2, caplog.at_level(logging.WARNING, logger="corebridge.metrics"):
+        r = c2.get("/metrics")
+    assert r.status_code == 200 and "corebridge_pool_" not in r.text and "corebridge_breaker_state" in r.text
+    assert "gateways.pools() failed" in caplog.text
 
 
 def test_core_call_hook(settings, gateways):

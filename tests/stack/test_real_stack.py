@@ -6,6 +6,7 @@ root (``api.bootstrap.build_gateways``) exactly as ``make run`` builds it.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from decimal import Decimal
@@ -159,3 +160,26 @@ def test_metrics_count_core_calls(stack, mock):
     client, _ = stack
     text = client.get("/metrics").text
     assert "soap" in text and "core" in text
+
+
+def test_metrics_show_the_odbc_pool(stack, mock):
+    """History goes over ODBC: the pool's connections and its statements (kept prepared: fewer
+    prepared than executed) are on /metrics."""
+    client, settings = stack
+    customer, src, _ = _customer_with_two_usd_accounts(mock)
+    h = _auth(settings, customer)
+    for _ in range(3):
+        assert client.get(f"/v1/accounts/{src}/transactions", params={"limit": 5}, headers=h).status_code == 200
+    text = client.get("/metrics").text
+
+    def value(name: str) -> float:
+        found = re.search(rf'^{name}{{backend="odbc"}} ([0-9.e+]+)$', text, re.M)
+        assert found, f"{name} is not on /metrics"
+        return float(found.group(1))
+
+    executed = value("corebridge_pool_statements_executed_total")
+    prepared = value("corebridge_pool_statements_prepared_total")
+    assert executed >= 3 and 1 <= prepared < executed
+    assert value("corebridge_pool_size") >= 1 and value("corebridge_pool_exhausted_total") == 0
+    assert re.search(r'^corebridge_pool_connections{backend="odbc",state="open"} [1-9]', text, re.M)
+
