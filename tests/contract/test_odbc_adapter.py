@@ -550,6 +550,39 @@ def test_an_idle_connection_past_max_idle_is_replaced(face, registry):
         assert (core.stats()["opened"], core.stats()["discarded"], core.stats()["open"]) == (2, 1, 1)
 
 
+class _WrappedCursor:
+    """A real pyodbc cursor; subclasses override what they test, the rest reaches the cursor."""
+
+    def __init__(self, cursor) -> None:
+        self._cursor = cursor
+
+    def __getattr__(self, name):
+        return getattr(self._cursor, name)
+
+
+class _WrappedConnection:
+    """A real pyodbc connection whose cursors ``wrap`` gives; other attributes (``timeout`` set by the
+    pool included) reach the connection, private ones stay on the wrapper."""
+
+    def __init__(self, conn) -> None:
+        self._conn = conn
+
+    def wrap(self, cursor):
+        raise NotImplementedError
+
+    def cursor(self):
+        return self.wrap(self._conn.cursor())
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+    def __setattr__(self, name, value):
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._conn, name, value)
+
+
 # -- kept statements ---------------------------------------------------------------------------------
 def test_each_statement_is_prepared_once_per_connection(face, registry):
     """A connection keeps a cursor per SQL text, so a repeated statement skips the prepare; with
@@ -612,42 +645,37 @@ def test_a_kept_statement_holds_no_rows_locks_or_snapshot(face, registry, mock):
         assert core.stats()["opened"] == 1  # all on the one kept connection
 
 
-class _FailOnce:
+class _FailOnce(_WrappedConnection):
     """A real pyodbc connection whose cursors fail one execute of ``sql`` ("database is locked")."""
 
     def __init__(self, conn, sql: str) -> None:
-        self._conn, self._sql, self.failed, self.closed = conn, sql, False, []
+        super().__init__(conn)
+        self._sql, self._failed, self._closed = sql, False, []
 
-    def cursor(self):
-        return _FailOnceCursor(self, self._conn.cursor())
+    @property
+    def closed(self) -> list:
+        """The cursors closed so far."""
+        return self._closed
 
-    def __getattr__(self, name):
-        return getattr(self._conn, name)
-
-    def __setattr__(self, name, value):
-        if name.startswith("_") or name in ("failed", "closed"):
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self._conn, name, value)
+    def wrap(self, cursor):
+        return _FailOnceCursor(self, cursor)
 
 
-class _FailOnceCursor:
+class _FailOnceCursor(_WrappedCursor):
     def __init__(self, owner: _FailOnce, cursor) -> None:
-        self._owner, self._cursor = owner, cursor
+        super().__init__(cursor)
+        self._owner = owner
 
     def execute(self, sql, params=()):
-        if sql == self._owner._sql and not self._owner.failed:
-            self._owner.failed = True
+        if sql == self._owner._sql and not self._owner._failed:
+            self._owner._failed = True
             self._cursor.execute(sql, params)  # prepared and run, then the driver "fails" it
             raise pyodbc.Error("HY000", "[SQLite]database is locked (5) (5) (SQLExecDirectW)")
         return self._cursor.execute(sql, params)
 
     def close(self):
-        self._owner.closed.append(self)
+        self._owner._closed.append(self)
         self._cursor.close()
-
-    def __getattr__(self, name):
-        return getattr(self._cursor, name)
 
 
 def test_a_failed_statement_closes_its_cursor_and_keeps_the_connection(face, registry):
@@ -709,37 +737,25 @@ SLOW_SQLITE = ("WITH RECURSIVE C(X) AS (SELECT 1 UNION ALL SELECT X + 1 FROM C W
                "SELECT COUNT(*) FROM C")
 
 
-class _SlowCursor:
+class _SlowCursor(_WrappedCursor):
     """A real pyodbc cursor that first runs a long statement on the same connection."""
 
     def __init__(self, cursor, slow_sql: str) -> None:
-        self._cursor = cursor
+        super().__init__(cursor)
         self._slow = slow_sql
 
     def execute(self, sql, params=()):
         self._cursor.execute(self._slow).fetchall()
         return self._cursor.execute(sql, params)
 
-    def __getattr__(self, name):
-        return getattr(self._cursor, name)
 
-
-class _SlowConnection:
+class _SlowConnection(_WrappedConnection):
     def __init__(self, conn, slow_sql: str) -> None:
-        self._conn = conn
+        super().__init__(conn)
         self._slow = slow_sql
 
-    def cursor(self):
-        return _SlowCursor(self._conn.cursor(), self._slow)
-
-    def __getattr__(self, name):
-        return getattr(self._conn, name)
-
-    def __setattr__(self, name, value):
-        if name.startswith("_"):
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self._conn, name, value)
+    def wrap(self, cursor):
+        return _SlowCursor(cursor, self._slow)
 
 
 def test_a_slow_statement_is_cancelled_at_the_calls_timeout(face, registry, caplog):
