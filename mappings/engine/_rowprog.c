@@ -315,6 +315,8 @@ prove_fast_decimal(void)
     return s_fast_decimal;
 }
 
+static int canonical_decimal(PyObject *s, int scale, Py_ssize_t prec, Meta *m, int *pad, int *point);
+
 static PyObject *
 exact_decimal(PyObject *module, PyObject *args)
 {
@@ -322,20 +324,10 @@ exact_decimal(PyObject *module, PyObject *args)
     int pad = 0;
     if (!PyArg_ParseTuple(args, "U|i", &text, &pad))
         return NULL;
-    if (!s_fast_decimal || !PyUnicode_IS_ASCII(text))
-        Py_RETURN_NONE;
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    const Py_UCS1 *p = PyUnicode_1BYTE_DATA(text);
-    Py_ssize_t i = n > 0 && p[0] == '-', digits = 0, points = 0;
-    for (; i < n; i++) {
-        if (p[i] == '.' && digits > 0 && points == 0 && i + 1 < n)
-            points++;
-        else if (p[i] >= '0' && p[i] <= '9')
-            digits++;
-        else
-            Py_RETURN_NONE; /* not a text op_decimal hands over */
-    }
-    if (digits == 0)
+    Meta m;
+    int ignored_pad, ignored_point;
+    /* the texts op_decimal hands over: those canonical_decimal accepts (any places, any length) */
+    if (!s_fast_decimal || !canonical_decimal(text, 1000, PY_SSIZE_T_MAX - 1000, &m, &ignored_pad, &ignored_point))
         Py_RETURN_NONE;
     PyObject *d = decimal_of_text(text, pad);
     if (d == NULL && !PyErr_Occurred())
